@@ -1,0 +1,174 @@
+"""The `hotline` command: run the whole hotline or one part, and administer it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hotline.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("hotline")
+
+EXIT_USAGE = 2
+
+
+def _setup_logging(settings: Settings, part: str) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s {part}[%(process)d] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _db_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    from hotline.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.effective_database_url)
+    return engine, make_session_factory(engine)
+
+
+# Commands ------------------------------------------------------------------------------------
+def cmd_config_show(settings: Settings, _args: argparse.Namespace) -> int:
+    for key, value in settings.masked().items():
+        print(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline import migrate
+
+    engine, _ = _db_factory(settings)
+    migrate.upgrade(engine)
+    print(f"database at revision {migrate.current_revision(engine)}")
+    return 0
+
+
+def _print_credentials(credentials: Sequence[object]) -> None:
+    if not credentials:
+        return
+    print("首次登录密码 (first-login passwords; shown once, change them at first login):")
+    for cred in credentials:
+        print(f"  {cred}")
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import migrate, seed
+
+    if not args.demo:
+        print("nothing to seed: pass --demo for the demonstration data", file=sys.stderr)
+        return EXIT_USAGE
+    engine, factory = _db_factory(settings)
+    migrate.upgrade(engine)
+    created = seed.seed_demo(factory)
+    if not created:
+        print("demo data already present; nothing created")
+    _print_credentials(created)
+    return 0
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import backup
+
+    try:
+        if args.action == "create":
+            manifest = backup.create(settings, Path(args.path))
+            print(f"backup written to {args.path}: {manifest.summary()}")
+        elif args.action == "verify":
+            manifest = backup.verify(Path(args.path))
+            print(f"backup {args.path} is intact: {manifest.summary()}")
+        else:
+            manifest = backup.restore(settings, Path(args.path), force=args.force)
+            print(f"restored {args.path}: {manifest.summary()}")
+    except backup.BackupError as exc:
+        print(f"hotline: backup {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline import webserver
+
+    return webserver.run(settings)
+
+
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline import rqworker
+
+    return rqworker.run(settings)
+
+
+def cmd_sip_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr import worker
+
+    return worker.run(settings, args.index, public=args.public)
+
+
+def cmd_softswitch(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline import processes
+
+    return processes.run(settings, processes.softswitch_specs(settings))
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline import processes
+
+    return processes.serve(settings, print_credentials=_print_credentials)
+
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotline", description="12345 政务服务便民热线 (government service hotline)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Command, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(func=func)
+        return p
+
+    add("serve", cmd_serve, "run every part on this machine, supervised")
+    add("web", cmd_web, "run the web application (agent desk, portals, APIs)")
+    add("softswitch", cmd_softswitch, "run Kamailio and the pool of SIP workers")
+    add("worker", cmd_worker, "run an RQ job worker with its scheduler")
+    p = add("sip-worker", cmd_sip_worker, "run one pjsua2 SIP worker (started by softswitch/serve)")
+    p.add_argument("--index", type=int, required=True)
+    p.add_argument("--public", action="store_true", help="listen on the public SIP address (no Kamailio)")
+
+    config = sub.add_parser("config", help="settings").add_subparsers(dest="config_command", required=True)
+    config.add_parser("show", help="print the effective settings, secrets masked").set_defaults(
+        func=cmd_config_show
+    )
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="migrate the schema to the newest revision").set_defaults(
+        func=cmd_db_upgrade
+    )
+    p = add("seed", cmd_seed, "create demonstration data")
+    p.add_argument("--demo", action="store_true", help="districts, departments and users of 六盘水市")
+
+    p = add("backup", cmd_backup, "back up, verify or restore the database and recordings")
+    p.add_argument("action", choices=["create", "verify", "restore"])
+    p.add_argument("path", help="backup folder (DEST for create, SRC otherwise)")
+    p.add_argument("--force", action="store_true", help="restore over a database that holds data")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(settings, args.command)
+    func: Command = args.func
+    try:
+        return func(settings, args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,22 @@
+"""Every SQL model of the hotline, imported in one place for Alembic and `create_all`."""
+
+from __future__ import annotations
+
+from acd.models import Call, Seat, SeatEvent
+from hotline.accounts import AuditEntry, User
+from hotline.db import Base
+from recordings.models import Recording
+from tickets.models import Department, Ticket, TicketEvent
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Call",
+    "Department",
+    "Recording",
+    "Seat",
+    "SeatEvent",
+    "Ticket",
+    "TicketEvent",
+    "User",
+]

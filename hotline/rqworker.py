@@ -1,0 +1,21 @@
+"""`hotline worker`: an RQ worker with its scheduler, on the hotline's queues.
+
+Jobs (speech-to-text, notifications, SLA checks, callbacks) are enqueued by dotted name, so the
+processes that enqueue never import the job code.
+"""
+
+from __future__ import annotations
+
+from rq import Queue, Worker
+
+from hotline import bus
+from hotline.settings import Settings
+
+
+def run(settings: Settings) -> int:
+    # RQ stores pickled payloads: its connection must not decode responses.
+    connection = bus.connect(settings.effective_redis_url, decode_responses=False)
+    queues = [Queue(name, connection=connection) for name in settings.rq_queues]
+    worker = Worker(queues, connection=connection, name=None)
+    worker.work(with_scheduler=True)
+    return 0

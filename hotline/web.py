@@ -1,0 +1,101 @@
+"""The web application factory: Flask, Socket.IO, the blueprints, and the event relay.
+
+`create_app()` builds the app without side effects beyond opening connections; the relay thread
+that follows the event bus and emits to Socket.IO rooms starts with `start_relay()`, called by
+`hotline web` (and by tests that want it), never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+from flask_socketio import SocketIO
+
+from agent_desk import bp as desk_bp
+from hotline import bus, health
+from hotline.db import make_engine, make_session_factory
+from hotline.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured key, or one generated once and kept under var/ (mode 600)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.var_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_text().strip()
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    templates = Path(__file__).with_name("templates")
+    app = Flask(__name__, template_folder=str(templates))
+    app.config.update(
+        SECRET_KEY=secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_AS_ASCII=False,
+    )
+    engine = make_engine(settings.effective_database_url)
+    redis_client = bus.connect(settings.effective_redis_url)
+    app.extensions["hotline"] = {
+        "settings": settings,
+        "engine": engine,
+        "db": make_session_factory(engine),
+        "redis": redis_client,
+        "bus": bus.EventBus(redis_client),
+    }
+
+    def checks() -> dict[str, dict[str, Any]]:
+        return {
+            "database": health.check_database(engine),
+            "redis": health.check_redis(redis_client),
+            "sip": health.check_sip(redis_client, settings.sip_workers),
+        }
+
+    # Blueprints show the state too, without importing the composition root.
+    app.extensions["hotline"]["health"] = checks
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        checks = app.extensions["hotline"]["health"]()
+        # The web answers while SIP is down (agents still work tickets), but says so.
+        core_ok = checks["database"]["ok"] and checks["redis"]["ok"]
+        status = "ok" if core_ok and checks["sip"]["ok"] else ("degraded" if core_ok else "down")
+        return jsonify(status=status, **checks), (200 if core_ok else 503)
+
+    app.register_blueprint(desk_bp)
+    # threading mode always: if eventlet or gevent is merely installed Flask-SocketIO picks it.
+    socketio = SocketIO(app=None, async_mode="threading")
+    socketio.init_app(app)
+    app.extensions["hotline"]["socketio"] = socketio
+    return app
+
+
+def start_relay(app: Flask, stop: threading.Event | None = None) -> threading.Thread:
+    """Follow the event bus and emit each event to the Socket.IO rooms it names."""
+    event_bus: bus.EventBus = app.extensions["hotline"]["bus"]
+    socketio: SocketIO = app.extensions["hotline"]["socketio"]
+    stop = stop or threading.Event()
+
+    def relay() -> None:
+        for event in event_bus.follow(stop=stop.is_set):
+            payload = {"type": event.type, "at": event.at, "data": dict(event.data)}
+            for room in event.rooms:
+                socketio.emit(event.type, payload, to=room)
+
+    thread = threading.Thread(target=relay, name="event-relay", daemon=True)
+    thread.start()
+    return thread

