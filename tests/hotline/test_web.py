@@ -1,0 +1,71 @@
+"""The web process: /healthz tells the truth about each part, and bus events reach browsers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from hotline import bus
+from hotline.settings import Settings
+from hotline.web import create_app, start_relay
+
+
+@pytest.fixture
+def app(settings: Settings, engine, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
+    return create_app(settings)
+
+
+def test_healthz_reports_database_and_redis_ok_and_sip_down_without_workers(app) -> None:  # type: ignore[no-untyped-def]
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["database"]["ok"] is True and body["database"]["revision"] is not None
+    assert body["redis"]["ok"] is True
+    assert body["sip"]["ok"] is False and body["sip"]["workers_up"] == 0
+    assert body["status"] == "degraded"
+
+
+def test_healthz_counts_live_sip_workers_and_their_free_legs(app, redis_client: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    bus.heartbeat(redis_client, "sip", "sip-worker-0", {"free_legs": 4, "legs": 0})
+    bus.heartbeat(redis_client, "sip", "sip-worker-1", {"free_legs": 2, "legs": 2})
+    body = app.test_client().get("/healthz").get_json()
+    assert body["status"] == "ok"
+    assert body["sip"]["workers_up"] == 2 and body["sip"]["free_legs"] == 6
+
+
+def test_healthz_says_503_when_redis_is_down(settings: Settings, engine) -> None:  # type: ignore[no-untyped-def]
+    down = settings.model_copy(update={"redis_url": settings.redis_url.__class__("redis://127.0.0.1:1/0")})
+    response = create_app(down).test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "down" and body["redis"]["ok"] is False and "Connection" in body["redis"]["error"]
+    assert body["database"]["ok"] is True
+
+
+def test_the_home_page_is_in_chinese_and_shows_the_state(app) -> None:  # type: ignore[no-untyped-def]
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "12345 政务服务便民热线" in page and "数据库" in page and "正常" in page
+
+
+def test_a_bus_event_reaches_the_socketio_room_it_names(app, event_bus: bus.EventBus) -> None:  # type: ignore[no-untyped-def]
+    socketio = app.extensions["hotline"]["socketio"]
+    client = socketio.test_client(app)
+    other = socketio.test_client(app)
+    sid = socketio.server.manager.sid_from_eio_sid(client.eio_sid, "/")
+    relay_stop = __import__("threading").Event()
+    start_relay(app, relay_stop)
+    try:
+        time.sleep(0.3)  # the relay follows from "now"
+        event_bus.publish("call.arrived", {"caller": "13800000000"}, rooms=(sid,))
+        deadline = time.monotonic() + 10
+        received: list[dict] = []  # type: ignore[type-arg]
+        while time.monotonic() < deadline and not received:
+            received = client.get_received()
+            time.sleep(0.05)
+        assert received and received[0]["name"] == "call.arrived"
+        assert received[0]["args"][0]["data"] == {"caller": "13800000000"}
+        assert other.get_received() == []  # only the room it names
+    finally:
+        relay_stop.set()
