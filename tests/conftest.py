@@ -144,3 +144,80 @@ def _run_hotline(
 def run_hotline() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the `hotline` command (this interpreter's) as a user would, HOTLINE_* cleared."""
     return _run_hotline
+
+
+def send_sip_options(host: str, port: int, timeout_s: float = 2.0) -> str:
+    """Send a SIP OPTIONS over UDP and return the status line of the answer ("" if none)."""
+    import socket as socketlib
+
+    with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(timeout_s)
+        local_port = sock.getsockname()[1]
+        branch = "z9hG4bK" + uuid.uuid4().hex[:16]
+        message = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch={branch};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@127.0.0.1:{local_port}>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
+            f"Call-ID: {uuid.uuid4().hex}@127.0.0.1\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            f"Contact: <sip:probe@127.0.0.1:{local_port}>\r\n"
+            "Accept: application/sdp\r\n"
+            "Content-Length: 0\r\n\r\n"
+        )
+        sock.sendto(message.encode(), (host, port))
+        try:
+            while True:
+                data, _ = sock.recvfrom(65535)
+                status = data.split(b"\r\n", 1)[0].decode(errors="replace")
+                if not status.startswith("SIP/2.0 1"):  # skip provisional answers
+                    return status
+        except TimeoutError:
+            return ""
+
+
+@pytest.fixture
+def sip_options() -> Callable[..., str]:
+    return send_sip_options
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    import socket as socketlib
+
+    while True:
+        with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive ports free for UDP and TCP (SIP workers, RTP)."""
+    import random
+    import socket as socketlib
+
+    for _ in range(200):
+        base = random.randrange(30000, 60000 - count)
+        try:
+            for port in range(base, base + count):
+                for kind in (socketlib.SOCK_STREAM, socketlib.SOCK_DGRAM):
+                    with socketlib.socket(socketlib.AF_INET, kind) as sock:
+                        sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+@pytest.fixture
+def ports() -> Callable[[int], int]:
+    """`ports(n)`: the first of n consecutive free ports (n=1 for one)."""
+    return lambda count=1: free_port() if count == 1 else free_port_range(count)

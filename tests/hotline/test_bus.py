@@ -28,7 +28,9 @@ def test_published_events_reach_a_follower_in_order(event_bus: bus.EventBus) -> 
     ready.wait()
     time.sleep(0.05)
     for n in range(3):
-        event_bus.publish("call.arrived", {"caller": f"1380000000{n}", "名称": "市民"}, rooms=("supervisors", "seat:8001"))
+        event_bus.publish(
+            "call.arrived", {"caller": f"1380000000{n}", "名称": "市民"}, rooms=("supervisors", "seat:8001")
+        )
     thread.join(timeout=10)
     assert [e.data["caller"] for e in received] == ["13800000000", "13800000001", "13800000002"]
     assert received[0].rooms == ("supervisors", "seat:8001")
@@ -70,7 +72,9 @@ def test_a_follower_that_loses_redis_resumes_without_missing_events(tmp_path: Pa
 
 
 def test_heartbeats_expire_when_a_part_stops(redis_client: redis.Redis) -> None:
-    bus.heartbeat(redis_client, "sip", "sip-worker-0", {"free_legs": 4, "address": "127.0.0.1:5100"}, ttl_s=0.3)
+    bus.heartbeat(
+        redis_client, "sip", "sip-worker-0", {"free_legs": 4, "address": "127.0.0.1:5100"}, ttl_s=0.3
+    )
     bus.heartbeat(redis_client, "sip", "sip-worker-1", {"free_legs": 2}, ttl_s=30)
     alive = bus.alive(redis_client, "sip")
     assert alive["sip-worker-0"]["free_legs"] == 4 and alive["sip-worker-1"]["free_legs"] == 2

@@ -86,7 +86,11 @@ def test_repeated_crashes_back_off(supervisor: Supervisor, caplog: pytest.LogCap
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         assert _wait(lambda pid=pid: supervisor.pid("sleeper") not in (None, pid), timeout=10)  # type: ignore[misc]
-    delays = [r.getMessage().rsplit("restarting in ", 1)[1] for r in caplog.records if "restarting in" in r.getMessage()]
+    delays = [
+        r.getMessage().rsplit("restarting in ", 1)[1]
+        for r in caplog.records
+        if "restarting in" in r.getMessage()
+    ]
     assert delays == ["0.5s", "1.0s", "2.0s"]
 
 

@@ -40,7 +40,9 @@ def test_healthz_says_503_when_redis_is_down(settings: Settings, engine) -> None
     response = create_app(down).test_client().get("/healthz")
     assert response.status_code == 503
     body = response.get_json()
-    assert body["status"] == "down" and body["redis"]["ok"] is False and "Connection" in body["redis"]["error"]
+    assert (
+        body["status"] == "down" and body["redis"]["ok"] is False and "Connection" in body["redis"]["error"]
+    )
     assert body["database"]["ok"] is True
 
 
