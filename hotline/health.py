@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import redis
+from rq import Worker
 from sqlalchemy import Engine, text
 
 from hotline import bus, migrate
@@ -53,3 +54,13 @@ def check_sip(client: redis.Redis, expected_workers: int) -> dict[str, Any]:
         "free_legs": free,
         "workers": dict(sorted(workers.items())),
     }
+
+
+def check_jobs(client: redis.Redis, queues: tuple[str, ...]) -> dict[str, Any]:
+    """RQ workers alive and jobs waiting per queue. `client` must not decode responses."""
+    try:
+        workers = Worker.all(connection=client)
+        waiting = {name: int(client.llen(f"rq:queue:{name}")) for name in queues}
+    except (redis.RedisError, OSError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": len(workers) > 0, "workers": len(workers), "waiting": waiting}

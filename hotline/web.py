@@ -50,11 +50,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     engine = make_engine(settings.effective_database_url)
     redis_client = bus.connect(settings.effective_redis_url)
+    # RQ keeps pickled payloads: its client must not decode responses.
+    rq_client = bus.connect(settings.effective_redis_url, decode_responses=False)
     app.extensions["hotline"] = {
         "settings": settings,
         "engine": engine,
         "db": make_session_factory(engine),
         "redis": redis_client,
+        "rq_redis": rq_client,
         "bus": bus.EventBus(redis_client),
     }
 
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             "database": health.check_database(engine),
             "redis": health.check_redis(redis_client),
             "sip": health.check_sip(redis_client, settings.sip_workers),
+            "jobs": health.check_jobs(rq_client, settings.rq_queues),
         }
 
     # Blueprints show the state too, without importing the composition root.
@@ -73,7 +77,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         checks = app.extensions["hotline"]["health"]()
         # The web answers while SIP is down (agents still work tickets), but says so.
         core_ok = checks["database"]["ok"] and checks["redis"]["ok"]
-        status = "ok" if core_ok and checks["sip"]["ok"] else ("degraded" if core_ok else "down")
+        parts_ok = checks["sip"]["ok"] and checks["jobs"]["ok"]
+        status = "ok" if core_ok and parts_ok else ("degraded" if core_ok else "down")
         return jsonify(status=status, **checks), (200 if core_ok else 503)
 
     app.register_blueprint(desk_bp)
@@ -82,6 +87,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     socketio.init_app(app)
     app.extensions["hotline"]["socketio"] = socketio
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Release the app's database pool and Redis connections (tests; process exit does it too)."""
+    ext = app.extensions["hotline"]
+    ext["engine"].dispose()
+    ext["redis"].close()
+    ext["rq_redis"].close()
 
 
 def start_relay(app: Flask, stop: threading.Event | None = None) -> threading.Thread:
