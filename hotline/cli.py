@@ -89,6 +89,24 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prompts_render(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr import prompts
+
+    directory = settings.prompts_dir or prompts.default_prompts_dir()
+    try:
+        report = prompts.render(directory, force=args.force)
+    except prompts.PromptError as exc:
+        print(f"hotline: prompts render: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"prompts in {directory / 'audio' / 'zh'}: rendered {len(report.rendered)}, "
+        f"unchanged {len(report.unchanged)}, recorded (kept) {len(report.recorded)}"
+    )
+    for prompt_id in report.recorded:
+        print(f"  kept recorded prompt {prompt_id}")
+    return 0
+
+
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     from hotline import webserver
 
@@ -151,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("seed", cmd_seed, "create demonstration data")
     p.add_argument("--demo", action="store_true", help="districts, departments and users of 六盘水市")
+
+    prompts = sub.add_parser("prompts", help="voice prompts").add_subparsers(
+        dest="prompts_command", required=True
+    )
+    p = prompts.add_parser("render", help="render missing or changed prompts (recorded ones are kept)")
+    p.add_argument(
+        "--force", action="store_true", help="render every prompt again (recorded ones are still kept)"
+    )
+    p.set_defaults(func=cmd_prompts_render)
 
     p = add("backup", cmd_backup, "back up, verify or restore the database and recordings")
     p.add_argument("action", choices=["create", "verify", "restore"])

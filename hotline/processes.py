@@ -135,7 +135,21 @@ def prepare_database(settings: Settings, print_credentials: Callable[[Sequence[o
         engine.dispose()
 
 
+def prepare_prompts(settings: Settings) -> None:
+    """Render missing voice prompts; without espeak-ng the calls still run, silently."""
+    from ivr import prompts
+
+    try:
+        report = prompts.render(settings.prompts_dir or prompts.default_prompts_dir())
+    except prompts.PromptError as exc:
+        log.warning("voice prompts not rendered: %s", exc)
+        return
+    if report.rendered:
+        log.info("rendered %d voice prompts", len(report.rendered))
+
+
 def serve(settings: Settings, print_credentials: Callable[[Sequence[object]], None]) -> int:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     prepare_database(settings, print_credentials)
+    prepare_prompts(settings)
     return run(settings, [*redis_specs(settings), *softswitch_specs(settings), *app_specs(settings)])

@@ -63,6 +63,9 @@ class Settings(BaseModel):
     )
     sip_legs_per_worker: int = Field(default=4, ge=1, le=4)
 
+    # Voice prompts (catalog.toml and audio/<lang>/); empty means voice-prompts/ beside the code.
+    prompts_dir: Path | None = None
+
     rq_queues: tuple[str, ...] = ("high", "default", "low")
 
     # `hotline serve` restarts a crashed child after this back-off, doubling up to the maximum.
