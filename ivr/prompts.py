@@ -37,9 +37,21 @@ class PromptError(Exception):
     """The catalog is unreadable or a prompt cannot be rendered."""
 
 
+# voice-prompts/ is a data folder beside the packages (DESIGN.md); an installed wheel does not
+# carry it, so a deployment sets `prompts_dir`.
+DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "voice-prompts"
+DEFAULT_LANG = "zh"
+
+
 def default_prompts_dir() -> Path:
     """`voice-prompts/` beside the packages (a source checkout or editable install)."""
-    return Path(__file__).resolve().parents[1] / "voice-prompts"
+    return DEFAULT_ROOT
+
+
+def find(prompt_id: str, *, lang: str = DEFAULT_LANG, root: Path | None = None) -> Path | None:
+    """The WAV file for `prompt_id`, or None when it has not been rendered or recorded yet."""
+    path = (root or DEFAULT_ROOT) / "audio" / lang / f"{prompt_id}.wav"
+    return path if path.is_file() else None
 
 
 def load_catalog(prompts_dir: Path) -> dict[str, str]:
