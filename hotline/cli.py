@@ -107,6 +107,26 @@ def cmd_prompts_render(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ivr_check(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr import menu, prompts
+
+    path = Path(args.file) if args.file else (settings.ivr_menu or menu.DEFAULT_MENU)
+    try:
+        catalog = prompts.load_catalog(settings.prompts_dir or prompts.default_prompts_dir())
+        problems = menu.check_menu(menu.load_menu(path), catalog)
+    except menu.MenuError as exc:
+        problems = exc.problems
+    except (OSError, prompts.PromptError) as exc:
+        print(f"hotline: ivr check: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{path}: menu OK")
+    return 0
+
+
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     from hotline import webserver
 
@@ -178,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="render every prompt again (recorded ones are still kept)"
     )
     p.set_defaults(func=cmd_prompts_render)
+
+    ivr = sub.add_parser("ivr", help="IVR menus").add_subparsers(dest="ivr_command", required=True)
+    p = ivr.add_parser("check", help="validate a menu: prompts, nodes, reachability, ways out")
+    p.add_argument("file", nargs="?", help="menu file (default: the configured menu)")
+    p.set_defaults(func=cmd_ivr_check)
 
     p = add("backup", cmd_backup, "back up, verify or restore the database and recordings")
     p.add_argument("action", choices=["create", "verify", "restore"])

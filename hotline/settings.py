@@ -65,6 +65,8 @@ class Settings(BaseModel):
 
     # Voice prompts (catalog.toml and audio/<lang>/); empty means voice-prompts/ beside the code.
     prompts_dir: Path | None = None
+    # The IVR menu (TOML); empty means the shipped one-level default (ivr/menus/default.toml).
+    ivr_menu: Path | None = None
 
     rq_queues: tuple[str, ...] = ("high", "default", "low")
 
