@@ -22,6 +22,8 @@ def _setup_logging(settings: Settings, part: str) -> None:
         format=f"%(asctime)s {part}[%(process)d] %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic announces its plugins at INFO on every command; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _db_factory(settings: Settings):  # type: ignore[no-untyped-def]
@@ -78,10 +80,12 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
             manifest = backup.create(settings, Path(args.path))
             print(f"backup written to {args.path}: {manifest.summary()}")
         elif args.action == "verify":
-            manifest = backup.verify(Path(args.path))
+            manifest = backup.verify(Path(args.path), expected_sha256=args.expect_sha256)
             print(f"backup {args.path} is intact: {manifest.summary()}")
         else:
-            manifest = backup.restore(settings, Path(args.path), force=args.force)
+            manifest = backup.restore(
+                settings, Path(args.path), force=args.force, expected_sha256=args.expect_sha256
+            )
             print(f"restored {args.path}: {manifest.summary()}")
     except backup.BackupError as exc:
         print(f"hotline: backup {args.action}: {exc}", file=sys.stderr)
@@ -208,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["create", "verify", "restore"])
     p.add_argument("path", help="backup folder (DEST for create, SRC otherwise)")
     p.add_argument("--force", action="store_true", help="restore over a database that holds data")
+    p.add_argument(
+        "--expect-sha256",
+        metavar="DIGEST",
+        help="the manifest digest printed at create time; refuses a backup rewritten since",
+    )
     return parser
 
 
