@@ -131,6 +131,35 @@ def cmd_ivr_check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speech_check(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from recordings import transcribe
+
+    model_path = Path(args.model) if args.model else settings.vosk_model
+    if model_path is None:
+        print("hotline: speech check: no model configured (set vosk_model or pass --model)", file=sys.stderr)
+        return 1
+    sample = Path(args.sample) if args.sample else None
+    if sample is None:
+        from ivr import prompts
+
+        sample = prompts.find("greeting", root=settings.prompts_dir)
+    try:
+        started = time.perf_counter()
+        model = transcribe.load_model(model_path)
+        loaded = time.perf_counter() - started
+        print(f"model {model_path} loaded in {loaded:.1f}s")
+        if sample is not None:
+            started = time.perf_counter()
+            text = transcribe.transcribe_wav(model, sample)
+            print(f"{sample}: {text or '(nothing recognised)'} ({time.perf_counter() - started:.2f}s)")
+    except transcribe.SpeechError as exc:
+        print(f"hotline: speech check: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     from hotline import webserver
 
@@ -207,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = ivr.add_parser("check", help="validate a menu: prompts, nodes, reachability, ways out")
     p.add_argument("file", nargs="?", help="menu file (default: the configured menu)")
     p.set_defaults(func=cmd_ivr_check)
+
+    speech = sub.add_parser("speech", help="speech recognition").add_subparsers(
+        dest="speech_command", required=True
+    )
+    p = speech.add_parser("check", help="load the vosk model and decode a sample")
+    p.add_argument("--model", help="model folder (default: the vosk_model setting)")
+    p.add_argument("--sample", help="a mono 16-bit WAV file (default: the rendered greeting prompt)")
+    p.set_defaults(func=cmd_speech_check)
 
     p = add("backup", cmd_backup, "back up, verify or restore the database and recordings")
     p.add_argument("action", choices=["create", "verify", "restore"])

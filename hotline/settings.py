@@ -68,6 +68,9 @@ class Settings(BaseModel):
     # The IVR menu (TOML); empty means the shipped one-level default (ivr/menus/default.toml).
     ivr_menu: Path | None = None
 
+    # A vosk model folder (e.g. vosk-model-small-cn-0.22); empty: no speech, DTMF only.
+    vosk_model: Path | None = None
+
     rq_queues: tuple[str, ...] = ("high", "default", "low")
 
     # `hotline serve` restarts a crashed child after this back-off, doubling up to the maximum.
