@@ -6,7 +6,7 @@ from acd.models import Call, Seat, SeatEvent
 from hotline.accounts import AuditEntry, User
 from hotline.db import Base
 from recordings.models import Recording
-from tickets.models import Department, Ticket, TicketEvent
+from tickets.models import Department, Ticket, TicketCounter, TicketEvent
 
 __all__ = [
     "AuditEntry",
@@ -17,6 +17,7 @@ __all__ = [
     "Seat",
     "SeatEvent",
     "Ticket",
+    "TicketCounter",
     "TicketEvent",
     "User",
 ]

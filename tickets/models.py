@@ -98,3 +98,12 @@ class TicketEvent(Base):
     to_status: Mapped[TicketStatus] = mapped_column(str_enum(TicketStatus))
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), default=None)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class TicketCounter(Base):
+    """The last ticket sequence number handed out on one day (Asia/Shanghai date)."""
+
+    __tablename__ = "ticket_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
