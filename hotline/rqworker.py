@@ -13,6 +13,12 @@ from hotline.settings import Settings
 
 
 def run(settings: Settings) -> int:
+    if settings.vosk_model is not None:
+        # RQ forks a work horse per job: a model loaded here is shared by every fork instead of
+        # being loaded again (1-3 s, hundreds of MB) for each voicemail.
+        from recordings import transcribe
+
+        transcribe.load_model(settings.vosk_model)
     # RQ stores pickled payloads: its connection must not decode responses.
     connection = bus.connect(settings.effective_redis_url, decode_responses=False)
     queues = [Queue(name, connection=connection) for name in settings.rq_queues]
