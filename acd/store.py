@@ -1,0 +1,341 @@
+"""The live ACD state in Redis: seats, waiting calls, and atomic offers (the only Redis code in acd).
+
+Every change is an optimistic transaction on one version key: read what the rules need, decide
+with the pure modules (`seat_states`, `routing`), then write in MULTI/EXEC together with an
+increment of `acd:version`. A concurrent change by any other process (another softswitch, a web
+node) bumps the version, the EXEC fails, and the decision is taken again on fresh state. So two
+processes can never offer one seat two calls, and a seat's state is never written from a stale
+read.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from acd.routing import SeatView, Strategy, WaitingCall, call_order, choose_seat
+from acd.seat_states import SeatEvent, SeatState, next_state
+
+VERSION = "acd:version"
+SEATS = "acd:seats"
+QUEUES = "acd:queues"
+RETRIES = 50
+
+
+def _seat_key(extension: str) -> str:
+    return f"acd:seat:{extension}"
+
+
+def _call_key(call_id: str) -> str:
+    return f"acd:call:{call_id}"
+
+
+def _queue_key(queue: str) -> str:
+    return f"acd:queue:{queue}"
+
+
+class Conflict(Exception):
+    """The state kept changing under a decision; retried RETRIES times in vain."""
+
+
+@dataclass(frozen=True)
+class Seat:
+    extension: str
+    state: SeatState
+    reason: str
+    since: float
+    idle_since: float
+    calls_today: int
+    skills: dict[str, int]
+    registered: bool
+    call_id: str
+    agent_id: int | None
+
+    def view(self) -> SeatView:
+        return SeatView(
+            self.extension,
+            self.state is SeatState.READY,
+            self.registered,
+            self.skills,
+            self.idle_since,
+            self.calls_today,
+        )
+
+
+@dataclass(frozen=True)
+class Offer:
+    call_id: str
+    extension: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """A seat state change, for the SQL history and the wallboard."""
+
+    extension: str
+    from_state: SeatState
+    to_state: SeatState
+    reason: str
+    at: float
+    call_id: str = ""
+
+
+def _seat_from(extension: str, raw: dict[str, str]) -> Seat:
+    return Seat(
+        extension=extension,
+        state=SeatState(raw.get("state", SeatState.LOGGED_OUT)),
+        reason=raw.get("reason", ""),
+        since=float(raw.get("since", 0)),
+        idle_since=float(raw.get("idle_since", 0)),
+        calls_today=int(raw.get("calls_today", 0)),
+        skills=json.loads(raw.get("skills", "{}")),
+        registered=raw.get("registered") == "1",
+        call_id=raw.get("call_id", ""),
+        agent_id=int(raw["agent_id"]) if raw.get("agent_id") else None,
+    )
+
+
+class AcdStore:
+    def __init__(
+        self,
+        client: redis.Redis,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[Change], None] | None = None,
+    ) -> None:
+        self.redis = client
+        self.clock = clock
+        self.on_change = on_change
+
+    # The optimistic transaction ------------------------------------------------------------
+    def _atomically(self, decide: Callable[[Any], Any]) -> Any:
+        """Run `decide(pipe)` under WATCH of the version; it reads, then queues writes after multi()."""
+        for attempt in range(RETRIES):
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(VERSION)
+                    result = decide(pipe)
+                    if not pipe.explicit_transaction:
+                        return result  # decided to change nothing: no write, no version bump
+                    pipe.incr(VERSION)
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    # Someone else changed the state; back off a little (with jitter) and decide again.
+                    time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
+        raise Conflict("ACD state changed too often to decide; try again")
+
+    # Seats -----------------------------------------------------------------------------------
+    def upsert_seat(self, extension: str, skills: dict[str, int], agent_id: int | None = None) -> None:
+        def decide(pipe: Any) -> None:
+            exists = pipe.exists(_seat_key(extension))
+            pipe.multi()
+            fields = {"skills": json.dumps(skills), "agent_id": "" if agent_id is None else str(agent_id)}
+            if not exists:
+                fields |= {
+                    "state": SeatState.LOGGED_OUT.value,
+                    "since": repr(self.clock()),
+                    "registered": "0",
+                }
+            pipe.hset(_seat_key(extension), mapping=fields)
+            pipe.sadd(SEATS, extension)
+
+        self._atomically(decide)
+
+    def set_registered(self, extension: str, registered: bool) -> None:
+        """Whether the seat's phone is registered: an unregistered phone is never offered a call."""
+
+        def decide(pipe: Any) -> None:
+            pipe.multi()
+            pipe.hset(_seat_key(extension), "registered", "1" if registered else "0")
+
+        self._atomically(decide)
+
+    def seat(self, extension: str) -> Seat:
+        raw = self.redis.hgetall(_seat_key(extension))
+        if not raw:
+            raise KeyError(f"no seat {extension}")
+        return _seat_from(extension, raw)
+
+    def seats(self) -> list[Seat]:
+        return self._read_seats()
+
+    # Reads go through a separate batched pipeline: they happen after WATCH, so any change
+    # made meanwhile still bumps the version and fails the EXEC.
+    def _read_seats(self) -> list[Seat]:
+        extensions = sorted(self.redis.smembers(SEATS))
+        batch = self.redis.pipeline(transaction=False)
+        for ext in extensions:
+            batch.hgetall(_seat_key(ext))
+        raws = batch.execute()
+        return [_seat_from(ext, raw) for ext, raw in zip(extensions, raws, strict=True) if raw]
+
+    def seat_event(self, extension: str, event: SeatEvent, reason: str = "") -> Change:
+        """Apply a seat event by the state table; `SeatTransitionError` if it is not allowed."""
+
+        def decide(pipe: Any) -> Change:
+            raw = pipe.hgetall(_seat_key(extension))
+            if not raw:
+                raise KeyError(f"no seat {extension}")
+            seat = _seat_from(extension, raw)
+            target = next_state(seat.state, event)
+            now = self.clock()
+            fields: dict[str, str] = {"state": target.value, "since": repr(now), "reason": reason}
+            if target is SeatState.READY:
+                fields["idle_since"] = repr(now)
+            if target not in (SeatState.OFFERED, SeatState.TALKING, SeatState.HELD, SeatState.WRAP_UP):
+                fields["call_id"] = ""
+            pipe.multi()
+            if (
+                event in (SeatEvent.RONA, SeatEvent.LOGOUT)
+                and seat.state is SeatState.OFFERED
+                and seat.call_id
+            ):
+                # The offered call goes back to the head of its queue (it keeps its place in time).
+                self._requeue(pipe, seat.call_id)
+            if event is SeatEvent.ANSWER:
+                fields["calls_today"] = str(seat.calls_today + 1)
+                pipe.hset(_call_key(seat.call_id), "state", "bridged")
+            pipe.hset(_seat_key(extension), mapping=fields)
+            return Change(extension, seat.state, target, reason, now, seat.call_id)
+
+        change: Change = self._atomically(decide)
+        if self.on_change:
+            self.on_change(change)
+        return change
+
+    # Calls -----------------------------------------------------------------------------------
+    def enqueue(self, call_id: str, queue: str, priority: int = 0, caller: str = "", worker: str = "") -> int:
+        """Put a caller in a queue; returns its position (1 = next)."""
+        now = self.clock()
+
+        def decide(pipe: Any) -> None:
+            pipe.multi()
+            pipe.hset(
+                _call_key(call_id),
+                mapping={
+                    "queue": queue,
+                    "priority": priority,
+                    "entered_at": repr(now),
+                    "caller": caller,
+                    "worker": worker,
+                    "state": "waiting",
+                },
+            )
+            pipe.zadd(_queue_key(queue), {call_id: self._score(priority, now)})
+            pipe.sadd(QUEUES, queue)
+
+        self._atomically(decide)
+        return self.position(call_id)
+
+    @staticmethod
+    def _score(priority: int, entered_at: float) -> float:
+        # Priority first, then time: a higher priority always sorts before any waiting time.
+        return -priority * 1e11 + entered_at
+
+    def _requeue(self, pipe: Any, call_id: str) -> None:
+        raw = self.redis.hgetall(_call_key(call_id))
+        if raw:
+            score = self._score(int(raw.get("priority", 0)), float(raw["entered_at"]))
+            pipe.zadd(_queue_key(raw["queue"]), {call_id: score})
+            pipe.hset(_call_key(call_id), mapping={"state": "waiting", "seat": ""})
+
+    def position(self, call_id: str) -> int:
+        raw = self.redis.hgetall(_call_key(call_id))
+        if not raw or raw.get("state") != "waiting":
+            return 0
+        rank = self.redis.zrank(_queue_key(raw["queue"]), call_id)
+        return 0 if rank is None else int(rank) + 1
+
+    def waiting(self, queue: str) -> list[str]:
+        return list(self.redis.zrange(_queue_key(queue), 0, -1))
+
+    def leave(self, call_id: str) -> Change | None:
+        """The caller hung up (or chose voicemail/callback): out of the queue; a ringing seat is freed."""
+
+        def decide(pipe: Any) -> Change | None:
+            raw = pipe.hgetall(_call_key(call_id))
+            seat_ext = raw.get("seat", "") if raw else ""
+            seat_raw = pipe.hgetall(_seat_key(seat_ext)) if seat_ext else {}
+            pipe.multi()
+            if raw:
+                pipe.zrem(_queue_key(raw["queue"]), call_id)
+                pipe.delete(_call_key(call_id))
+            if seat_raw and seat_raw.get("call_id") == call_id and seat_raw.get("state") == SeatState.OFFERED:
+                now = self.clock()
+                pipe.hset(
+                    _seat_key(seat_ext),
+                    mapping={"state": SeatState.READY.value, "since": repr(now), "call_id": "", "reason": ""},
+                )
+                return Change(seat_ext, SeatState.OFFERED, SeatState.READY, "caller_left", now, call_id)
+            return None
+
+        change: Change | None = self._atomically(decide)
+        if change and self.on_change:
+            self.on_change(change)
+        return change
+
+    # Matching callers and seats --------------------------------------------------------------
+    def dispatch(self, strategies: dict[str, Strategy] | None = None, limit: int = 100) -> list[Offer]:
+        """Offer waiting callers to ready seats, oldest (by priority) first; atomic as a whole."""
+        strategies = strategies or {}
+
+        def decide(pipe: Any) -> list[Offer]:
+            seats = {s.extension: s for s in self._read_seats()}
+            calls = self._read_waiting(self.redis.smembers(QUEUES))
+            offers: list[Offer] = []
+            for call in sorted(calls, key=call_order)[:limit]:
+                views = [s.view() for s in seats.values()]
+                strategy = strategies.get(call.queue, Strategy.LONGEST_IDLE)
+                chosen = choose_seat(views, call.queue, strategy)
+                if chosen is None:
+                    continue
+                offers.append(Offer(call.call_id, chosen.extension, call.queue))
+                seat = seats[chosen.extension]
+                seats[chosen.extension] = Seat(**{**seat.__dict__, "state": SeatState.OFFERED})
+            if not offers:
+                return offers
+            pipe.multi()
+            now = self.clock()
+            for offer in offers:
+                pipe.zrem(_queue_key(offer.queue), offer.call_id)
+                pipe.hset(_call_key(offer.call_id), mapping={"state": "offered", "seat": offer.extension})
+                pipe.hset(
+                    _seat_key(offer.extension),
+                    mapping={"state": SeatState.OFFERED.value, "since": repr(now), "call_id": offer.call_id},
+                )
+            return offers
+
+        offers: list[Offer] = self._atomically(decide)
+        if self.on_change:
+            for offer in offers:
+                self.on_change(
+                    Change(
+                        offer.extension, SeatState.READY, SeatState.OFFERED, "", self.clock(), offer.call_id
+                    )
+                )
+        return offers
+
+    def _read_waiting(self, queues: Iterable[str]) -> list[WaitingCall]:
+        batch = self.redis.pipeline(transaction=False)
+        names = sorted(queues)
+        for queue in names:
+            batch.zrange(_queue_key(queue), 0, -1)
+        members = [
+            (queue, call_id) for queue, ids in zip(names, batch.execute(), strict=True) for call_id in ids
+        ]
+        for _queue, call_id in members:
+            batch.hgetall(_call_key(call_id))
+        calls = []
+        for (queue, call_id), raw in zip(members, batch.execute(), strict=True):
+            if raw and raw.get("state") == "waiting":
+                calls.append(
+                    WaitingCall(call_id, queue, int(raw.get("priority", 0)), float(raw["entered_at"]))
+                )
+        return calls
