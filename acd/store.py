@@ -288,13 +288,20 @@ class AcdStore:
 
         def decide(pipe: Any) -> list[Offer]:
             seats = {s.extension: s for s in self._read_seats()}
-            calls = self._read_waiting(self.redis.smembers(QUEUES))
+            # Only the heads of the queues matter: a queue whose head finds no seat has none for the rest.
+            calls = self._read_waiting(self.redis.smembers(QUEUES), per_queue=limit)
             offers: list[Offer] = []
-            for call in sorted(calls, key=call_order)[:limit]:
+            unservable: set[str] = set()
+            for call in sorted(calls, key=call_order):
+                if len(offers) == limit:
+                    break
+                if call.queue in unservable:
+                    continue
                 views = [s.view() for s in seats.values()]
                 strategy = strategies.get(call.queue, Strategy.LONGEST_IDLE)
                 chosen = choose_seat(views, call.queue, strategy)
                 if chosen is None:
+                    unservable.add(call.queue)
                     continue
                 offers.append(Offer(call.call_id, chosen.extension, call.queue))
                 seat = seats[chosen.extension]
@@ -322,20 +329,15 @@ class AcdStore:
                 )
         return offers
 
-    def _read_waiting(self, queues: Iterable[str]) -> list[WaitingCall]:
+    def _read_waiting(self, queues: Iterable[str], per_queue: int) -> list[WaitingCall]:
+        """The first `per_queue` callers of each queue; the score already orders them."""
         batch = self.redis.pipeline(transaction=False)
         names = sorted(queues)
         for queue in names:
-            batch.zrange(_queue_key(queue), 0, -1)
-        members = [
-            (queue, call_id) for queue, ids in zip(names, batch.execute(), strict=True) for call_id in ids
-        ]
-        for _queue, call_id in members:
-            batch.hgetall(_call_key(call_id))
+            batch.zrange(_queue_key(queue), 0, per_queue - 1, withscores=True)
         calls = []
-        for (queue, call_id), raw in zip(members, batch.execute(), strict=True):
-            if raw and raw.get("state") == "waiting":
-                calls.append(
-                    WaitingCall(call_id, queue, int(raw.get("priority", 0)), float(raw["entered_at"]))
-                )
+        for queue, members in zip(names, batch.execute(), strict=True):
+            for call_id, score in members:
+                priority = -round(score / 1e11) if score < 0 else 0
+                calls.append(WaitingCall(call_id, queue, priority, score + priority * 1e11))
         return calls
