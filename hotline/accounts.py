@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import abort, current_app
+from flask_login import current_user
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -111,3 +115,23 @@ def audit(
     )
     session.add(entry)
     return entry
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def require_role(*roles: Role) -> Callable[[F], F]:
+    """A view only these roles may open: others get 403, anonymous users the login page."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorate

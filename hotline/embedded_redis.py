@@ -26,16 +26,25 @@ def command(socket: Path, data_dir: Path) -> list[str]:
     socket.parent.mkdir(parents=True, exist_ok=True)
     return [
         server_binary(),
-        "--port", "0",
-        "--unixsocket", str(socket),
-        "--unixsocketperm", "700",
-        "--dir", str(data_dir.resolve()),
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",
-        "--daemonize", "no",
-        "--loglevel", "warning",
-    ]  # fmt: skip
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir.resolve()),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+    ]
 
 
 def is_up(socket: Path) -> bool:

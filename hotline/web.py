@@ -7,19 +7,28 @@ that follows the event bus and emits to Socket.IO rooms starts with `start_relay
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
-from flask_socketio import SocketIO
+from flask import Flask, Response, jsonify
+from flask_login import current_user
+from flask_socketio import SocketIO, join_room
+from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
 
 from agent_desk import bp as desk_bp
-from hotline import bus, health
+from hotline import auth, bus, health
 from hotline.db import make_engine, make_session_factory
 from hotline.settings import Settings, load_settings
+
+# A strict policy: no inline script or style, nothing from another origin.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; media-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +49,15 @@ def secret_key(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    templates = Path(__file__).with_name("templates")
-    app = Flask(__name__, template_folder=str(templates))
+    here = Path(__file__).parent
+    app = Flask(__name__, template_folder=str(here / "templates"), static_folder=str(here / "static"))
     app.config.update(
         SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # One shift, then log in again.
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         JSON_AS_ASCII=False,
     )
     engine = make_engine(settings.effective_database_url)
@@ -81,11 +93,43 @@ def create_app(settings: Settings | None = None) -> Flask:
         status = "ok" if core_ok and parts_ok else ("degraded" if core_ok else "down")
         return jsonify(status=status, **checks), (200 if core_ok else 503)
 
+    CSRFProtect(app)
+    limiter_storage = settings.effective_redis_url.replace("unix://", "redis+unix://", 1)
+    auth.init_auth(app, app.extensions["hotline"]["db"], limiter_storage)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> Any:
+        return jsonify(error="表单已过期或来源不明，请刷新页面后重试", detail=error.description), 400
+
     app.register_blueprint(desk_bp)
     # threading mode always: if eventlet or gevent is merely installed Flask-SocketIO picks it.
     socketio = SocketIO(app=None, async_mode="threading")
     socketio.init_app(app)
     app.extensions["hotline"]["socketio"] = socketio
+
+    @socketio.on("connect")  # type: ignore[untyped-decorator]
+    def on_connect(auth_data: dict[str, Any] | None = None) -> bool:
+        # Same-origin is Socket.IO's default check; on top: a logged-in user and the CSRF token.
+        if not current_user.is_authenticated:
+            return False
+        try:
+            validate_csrf((auth_data or {}).get("csrf", ""))
+        except Exception:  # wtforms' ValidationError and friends: any failure refuses
+            return False
+        join_room(f"user:{current_user.id}")
+        join_room(f"role:{current_user.role.value}")
+        if current_user.department_id is not None:
+            join_room(f"department:{current_user.department_id}")
+        return True
+
     return app
 
 

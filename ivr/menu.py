@@ -183,8 +183,18 @@ class _Loader:
         if not isinstance(raw, Mapping):
             self.problem(key, "a node is a table")
             return None
-        allowed = {"prompts", "options", "keywords", "timeout_s", "interdigit_s", "max_digits", "retries",
-                   "no_input_retries", "invalid_prompt", "fallback"}  # fmt: skip
+        allowed = {
+            "prompts",
+            "options",
+            "keywords",
+            "timeout_s",
+            "interdigit_s",
+            "max_digits",
+            "retries",
+            "no_input_retries",
+            "invalid_prompt",
+            "fallback",
+        }
         for name in sorted(set(raw) - allowed):
             self.problem(f"{key}.{name}", f"unknown node field '{name}'")
         prompts = raw.get("prompts", [])

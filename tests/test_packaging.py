@@ -8,8 +8,14 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_ROOTS = [REPO / "hotline", REPO / "ivr", REPO / "acd", REPO / "tickets", REPO / "recordings",
-                 REPO / "agent-desk" / "agent_desk"]  # fmt: skip
+PACKAGE_ROOTS = [
+    REPO / "hotline",
+    REPO / "ivr",
+    REPO / "acd",
+    REPO / "tickets",
+    REPO / "recordings",
+    REPO / "agent-desk" / "agent_desk",
+]
 
 
 def _package_dirs() -> set[str]:

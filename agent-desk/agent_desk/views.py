@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
+from flask_login import login_required
 
 bp = Blueprint(
     "desk", __name__, template_folder="templates", static_folder="static", static_url_path="/desk/static"
@@ -10,6 +11,7 @@ bp = Blueprint(
 
 
 @bp.get("/")
+@login_required  # type: ignore[untyped-decorator]
 def index() -> str:
     ext = current_app.extensions["hotline"]
     settings = ext["settings"]

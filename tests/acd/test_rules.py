@@ -48,8 +48,15 @@ def test_a_busy_or_absent_seat_is_never_offered_and_bad_events_are_refused(state
         next_state(state, event)
 
 
-def _seat(ext: str, idle: float, *, ready: bool = True, registered: bool = True, calls: int = 0,
-          skills: dict[str, int] | None = None) -> SeatView:  # fmt: skip
+def _seat(
+    ext: str,
+    idle: float,
+    *,
+    ready: bool = True,
+    registered: bool = True,
+    calls: int = 0,
+    skills: dict[str, int] | None = None,
+) -> SeatView:
     return SeatView(ext, ready, registered, skills or {"general": 1}, idle, calls)
 
 

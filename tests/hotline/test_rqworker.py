@@ -34,9 +34,13 @@ def test_the_worker_runs_queued_and_scheduled_jobs_and_shows_in_health(
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "worker"], env=env, cwd=tmp_path, start_new_session=True,
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", "hotline", "worker"],
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     rq_client = bus.connect(redis_url, decode_responses=False)
     try:
         queue = Queue("default", connection=rq_client)

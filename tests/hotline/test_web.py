@@ -9,6 +9,8 @@ import pytest
 import redis
 
 from hotline import bus
+from hotline.accounts import Role, User, hash_password
+from hotline.db import transaction
 from hotline.settings import Settings
 from hotline.web import close_app, create_app, start_relay
 
@@ -54,29 +56,54 @@ def test_healthz_says_503_when_redis_is_down(settings: Settings, engine) -> None
     assert body["database"]["ok"] is True
 
 
-def test_the_home_page_is_in_chinese_and_shows_the_state(app) -> None:  # type: ignore[no-untyped-def]
-    page = app.test_client().get("/").get_data(as_text=True)
-    assert "12345 政务服务便民热线" in page and "数据库" in page and "正常" in page
+def _logged_in(app, db):  # type: ignore[no-untyped-def]
+    """A supervisor's browser session, and its CSRF token."""
+    with transaction(db) as session:
+        session.add(
+            User(
+                username="lead",
+                display_name="班长",
+                role=Role.SUPERVISOR,
+                password_hash=hash_password("pass-phrase-1"),
+                must_change_password=False,
+            )
+        )
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    marker = 'name="csrf_token" type="hidden" value="'
+    token = page[page.index(marker) + len(marker) :].split('"', 1)[0]
+    client.post("/login", data={"username": "lead", "password": "pass-phrase-1", "csrf_token": token})
+    return client, token
 
 
-def test_a_bus_event_reaches_the_socketio_room_it_names(app, event_bus: bus.EventBus) -> None:  # type: ignore[no-untyped-def]
+def test_the_home_page_is_in_chinese_and_shows_the_state(app, db) -> None:  # type: ignore[no-untyped-def]
+    client, _ = _logged_in(app, db)
+    page = client.get("/").get_data(as_text=True)
+    assert "12345 政务服务便民热线" in page and "数据库" in page and "正常" in page and "班长" in page
+
+
+def test_a_bus_event_reaches_the_socketio_room_it_names(app, db, event_bus: bus.EventBus) -> None:  # type: ignore[no-untyped-def]
     socketio = app.extensions["hotline"]["socketio"]
-    client = socketio.test_client(app)
-    other = socketio.test_client(app)
-    sid = socketio.server.manager.sid_from_eio_sid(client.eio_sid, "/")
+    browser, token = _logged_in(app, db)
+    client = socketio.test_client(app, flask_test_client=browser, auth={"csrf": token})
+    assert client.is_connected()
     relay_stop = threading.Event()
     relay = start_relay(app, relay_stop)
     try:
         time.sleep(0.3)  # the relay follows from "now"
-        event_bus.publish("call.arrived", {"caller": "13800000000"}, rooms=(sid,))
+        event_bus.publish("call.arrived", {"caller": "13800000000"}, rooms=("role:supervisor",))
+        event_bus.publish("call.arrived", {"caller": "13900000000"}, rooms=("role:agent",))
         deadline = time.monotonic() + 10
         received: list[dict] = []  # type: ignore[type-arg]
         while time.monotonic() < deadline and not received:
             received = client.get_received()
             time.sleep(0.05)
-        assert received and received[0]["name"] == "call.arrived"
-        assert received[0]["args"][0]["data"] == {"caller": "13800000000"}
-        assert other.get_received() == []  # only the room it names
+        time.sleep(0.3)
+        received += client.get_received()
+        # Only the room it names: the agents' event never reaches the supervisor.
+        assert [r["args"][0]["data"] for r in received if r["name"] == "call.arrived"] == [
+            {"caller": "13800000000"}
+        ]
     finally:
         relay_stop.set()
         relay.join(timeout=5)

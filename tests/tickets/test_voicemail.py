@@ -57,9 +57,13 @@ def rq_worker(
     )
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "worker"], env=env, cwd=tmp_path, start_new_session=True,
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", "hotline", "worker"],
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     yield worker
     os.killpg(worker.pid, signal.SIGTERM)
     worker.wait(timeout=20)
