@@ -6,10 +6,15 @@ processes that enqueue never import the job code.
 
 from __future__ import annotations
 
+import threading
+
 from rq import Queue, Worker
 
-from hotline import bus
+from hotline import bus, sweeper
+from hotline.db import make_engine, make_session_factory
 from hotline.settings import Settings
+
+SWEEP_EVERY_S = 120.0
 
 
 def run(settings: Settings) -> int:
@@ -23,5 +28,17 @@ def run(settings: Settings) -> int:
     connection = bus.connect(settings.effective_redis_url, decode_responses=False)
     queues = [Queue(name, connection=connection) for name in settings.rq_queues]
     worker = Worker(queues, connection=connection, name=None)
-    worker.work(with_scheduler=True)
+    factory = make_session_factory(make_engine(settings.effective_database_url))
+    stop = threading.Event()
+    default = next((q for q in queues if q.name == "default"), queues[0])
+    threading.Thread(
+        target=sweeper.run_periodically,
+        args=(factory, default, stop, SWEEP_EVERY_S),
+        name="sweeper",
+        daemon=True,
+    ).start()
+    try:
+        worker.work(with_scheduler=True)
+    finally:
+        stop.set()
     return 0
