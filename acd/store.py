@@ -253,6 +253,20 @@ class AcdStore:
         rank = self.redis.zrank(_queue_key(raw["queue"]), call_id)
         return 0 if rank is None else int(rank) + 1
 
+    def queue_stats(self) -> dict[str, dict[str, float]]:
+        """Per queue: callers waiting and how long the longest has waited (for the wallboard)."""
+        queues = sorted(self.redis.smembers(QUEUES))
+        heads = self._read_waiting(queues, per_queue=1)
+        counts = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            counts.zcard(_queue_key(queue))
+        now = self.clock()
+        longest = {call.queue: max(0.0, now - call.entered_at) for call in heads}
+        return {
+            queue: {"waiting": float(count), "longest_wait_s": round(longest.get(queue, 0.0), 1)}
+            for queue, count in zip(queues, counts.execute(), strict=True)
+        }
+
     def waiting(self, queue: str) -> list[str]:
         return list(self.redis.zrange(_queue_key(queue), 0, -1))
 

@@ -19,10 +19,13 @@ from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
 
-from agent_desk import bp as desk_bp
+from acd.history import ChangeRecorder
+from acd.store import AcdStore
+from agent_desk import BLUEPRINTS as DESK_BLUEPRINTS
 from hotline import auth, bus, health
 from hotline.db import make_engine, make_session_factory
 from hotline.settings import Settings, load_settings
+from tickets import dept_api, dept_portal
 
 # A strict policy: no inline script or style, nothing from another origin.
 CSP = (
@@ -72,6 +75,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         "rq_redis": rq_client,
         "bus": bus.EventBus(redis_client),
     }
+    ext = app.extensions["hotline"]
+    # Seat changes made from the desk go to the SQL history and the screens like any other.
+    ext["acd"] = AcdStore(redis_client, on_change=ChangeRecorder(ext["db"], ext["bus"]))
 
     def checks() -> dict[str, dict[str, Any]]:
         return {
@@ -109,7 +115,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     def csrf_error(error: CSRFError) -> Any:
         return jsonify(error="表单已过期或来源不明，请刷新页面后重试", detail=error.description), 400
 
-    app.register_blueprint(desk_bp)
+    for blueprint in DESK_BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    app.register_blueprint(dept_portal.bp)
+    app.register_blueprint(dept_api.bp)
     # threading mode always: if eventlet or gevent is merely installed Flask-SocketIO picks it.
     socketio = SocketIO(app=None, async_mode="threading")
     socketio.init_app(app)

@@ -14,7 +14,9 @@ def test_every_vendored_file_matches_its_pinned_checksum_and_has_a_licence() -> 
     assert {entry["package"] for entry in manifest} == {"socket.io-client", "chart.js", "htmx.org"}
     for entry in manifest:
         content = (VENDOR / entry["file"]).read_bytes()
-        assert hashlib.sha256(content).hexdigest() == entry["sha256"], f"{entry['file']} differs from the release"
+        assert hashlib.sha256(content).hexdigest() == entry["sha256"], (
+            f"{entry['file']} differs from the release"
+        )
         licence = (VENDOR / entry["license_file"]).read_text()
         assert entry["license"] in {"MIT", "0BSD"} and ("MIT" in licence or "Zero-Clause BSD" in licence)
     listed = {entry["file"] for entry in manifest} | {"vendor.json", "licenses"}

@@ -1,0 +1,226 @@
+"""The agent's desk: seat state buttons, the caller's history, and writing the ticket.
+
+Pages render once; the state lives in Redis (the ACD store) and SQL, and the browser keeps it
+current through Socket.IO events and the JSON endpoints here (re-read on every reconnect).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from acd.models import Seat
+from acd.seat_states import NOT_READY_REASONS, SeatEvent, SeatTransitionError
+from acd.store import AcdStore
+from hotline.accounts import Role, audit, require_role
+from hotline.db import transaction
+from tickets.lifecycle import Action
+from tickets.models import Channel, Department, Ticket, TicketStatus
+from tickets.service import apply, create_ticket
+
+agent_bp = Blueprint("agent", __name__, template_folder="templates", url_prefix="/desk")
+
+STATE_LABELS = {
+    "logged_out": "未签入",
+    "ready": "示闲",
+    "not_ready": "示忙",
+    "offered": "振铃",
+    "talking": "通话中",
+    "held": "保持",
+    "wrap_up": "话后处理",
+}
+STATUS_LABELS = {
+    "accepted": "已受理",
+    "resolved_directly": "直接办结",
+    "dispatched": "已派单",
+    "signed": "已签收",
+    "in_progress": "办理中",
+    "returned": "已退单",
+    "replied": "已办结",
+    "reviewed": "已审核",
+    "revisited": "已回访",
+    "closed": "已归档",
+    "merged": "已并单",
+}
+# Seat events an agent may send from the desk; the rest come from the softswitch.
+DESK_EVENTS = {
+    "login": SeatEvent.LOGIN,
+    "ready": SeatEvent.READY,
+    "not_ready": SeatEvent.NOT_READY,
+    "logout": SeatEvent.LOGOUT,
+}
+OPEN_STATUSES = {
+    TicketStatus.ACCEPTED,
+    TicketStatus.DISPATCHED,
+    TicketStatus.SIGNED,
+    TicketStatus.IN_PROGRESS,
+    TicketStatus.RETURNED,
+    TicketStatus.REPLIED,
+}
+
+
+def _db() -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = current_app.extensions["hotline"]["db"]
+    return factory
+
+
+def _acd() -> AcdStore:
+    store: AcdStore = current_app.extensions["hotline"]["acd"]
+    return store
+
+
+def _my_seat(session: Session) -> Seat:
+    seat = session.scalar(select(Seat).where(Seat.agent_id == current_user.id, Seat.active.is_(True)))
+    if seat is None:
+        abort(404, description="您没有分配座席，请联系管理员")
+    return seat
+
+
+def _seat_state(extension: str) -> dict[str, Any]:
+    try:
+        live = _acd().seat(extension)
+    except KeyError:
+        return {
+            "extension": extension,
+            "state": "logged_out",
+            "label": STATE_LABELS["logged_out"],
+            "reason": "",
+            "since": None,
+            "registered": False,
+            "call_id": "",
+        }
+    return {
+        "extension": extension,
+        "state": live.state.value,
+        "label": STATE_LABELS[live.state.value],
+        "reason": NOT_READY_REASONS.get(live.reason, live.reason),
+        "since": live.since,
+        "registered": live.registered,
+        "call_id": live.call_id,
+    }
+
+
+@agent_bp.get("/")
+@require_role(Role.AGENT, Role.SUPERVISOR)
+def desk() -> ResponseReturnValue:
+    with _db()() as session:
+        seat = _my_seat(session)
+        departments = session.scalars(
+            select(Department).where(Department.active.is_(True)).order_by(Department.id)
+        )
+        return render_template(
+            "desk/agent.html",
+            seat=seat,
+            reasons=NOT_READY_REASONS,
+            departments=list(departments),
+        )
+
+
+@agent_bp.get("/api/state")
+@require_role(Role.AGENT, Role.SUPERVISOR)
+def state() -> ResponseReturnValue:
+    with _db()() as session:
+        seat = _my_seat(session)
+        return jsonify(_seat_state(seat.extension))
+
+
+@agent_bp.post("/api/seat")
+@require_role(Role.AGENT, Role.SUPERVISOR)
+def seat_event() -> ResponseReturnValue:
+    body = request.get_json(silent=True) or {}
+    event = DESK_EVENTS.get(str(body.get("event", "")))
+    reason = str(body.get("reason", ""))
+    if event is None:
+        return jsonify(error="未知的操作"), 400
+    if event is SeatEvent.NOT_READY and reason not in NOT_READY_REASONS:
+        return jsonify(error="请选择示忙原因"), 400
+    with _db()() as session:
+        seat = _my_seat(session)
+        extension, skills = seat.extension, dict(seat.skills)
+    store = _acd()
+    try:
+        if event is SeatEvent.LOGIN:
+            store.upsert_seat(extension, skills, agent_id=current_user.id)
+        store.seat_event(extension, event, reason=reason)
+    except SeatTransitionError:
+        current = _seat_state(extension)
+        return jsonify(error=f"当前状态（{current['label']}）下不能执行该操作", state=current), 409
+    return jsonify(_seat_state(extension))
+
+
+@agent_bp.get("/api/history")
+@require_role(Role.AGENT, Role.SUPERVISOR)
+def history() -> ResponseReturnValue:
+    """Earlier tickets of a phone number, open ones first (the screen pop shows them)."""
+    phone = "".join(c for c in request.args.get("phone", "") if c.isdigit() or c == "+")
+    if len(phone) < 3:
+        return jsonify(tickets=[])
+    with _db()() as session:
+        open_first = case((Ticket.status.in_(OPEN_STATUSES), 0), else_=1)
+        rows = session.scalars(
+            select(Ticket)
+            .where(Ticket.caller_phone == phone)
+            .order_by(open_first, Ticket.created_at.desc())
+            .limit(20)
+        )
+        return jsonify(
+            tickets=[
+                {
+                    "number": t.number,
+                    "status": STATUS_LABELS[t.status.value],
+                    "open": t.status in OPEN_STATUSES,
+                    "title": t.title,
+                    "created_at": t.created_at.isoformat(),
+                }
+                for t in rows
+            ]
+        )
+
+
+@agent_bp.post("/api/tickets")
+@require_role(Role.AGENT, Role.SUPERVISOR)
+def new_ticket() -> ResponseReturnValue:
+    """Write the work order: resolved on the phone (直接办结) or dispatched to a department."""
+    form = request.get_json(silent=True) or {}
+    content = str(form.get("content", "")).strip()
+    outcome = str(form.get("outcome", ""))
+    errors = {}
+    if not content:
+        errors["content"] = "请填写诉求内容"
+    if outcome not in {"resolve", "dispatch"}:
+        errors["outcome"] = "请选择直接办结或派单"
+    department_id = form.get("department_id")
+    if outcome == "dispatch" and not str(department_id or "").isdigit():
+        errors["department_id"] = "派单请选择承办单位"
+    if errors:
+        return jsonify(errors=errors), 400
+    with transaction(_db()) as session:
+        department = session.get(Department, int(str(department_id))) if outcome == "dispatch" else None
+        if outcome == "dispatch" and (department is None or not department.active):
+            return jsonify(errors={"department_id": "承办单位不存在"}), 400
+        ticket = create_ticket(
+            session,
+            channel=Channel.PHONE,
+            content=content[:4000],
+            title=str(form.get("title", "")).strip()[:200],
+            caller_phone="".join(c for c in str(form.get("caller_phone", "")) if c.isdigit())[:32],
+            caller_name=str(form.get("caller_name", "")).strip()[:64],
+            call_id=str(form.get("call_id", "")) or None,
+            actor_id=current_user.id,
+            confidential=bool(form.get("confidential")),
+        )
+        # A new ticket is ACCEPTED: both outcomes are in the lifecycle table from there.
+        if outcome == "resolve":
+            note = str(form.get("answer", ""))[:2000]
+            apply(session, ticket, Action.RESOLVE_DIRECTLY, actor_id=current_user.id, note=note)
+        elif department is not None:
+            apply(session, ticket, Action.DISPATCH, actor_id=current_user.id, department_id=department.id)
+        audit(
+            session, "ticket.create", actor_id=current_user.id, target_type="ticket", target_id=ticket.number
+        )
+        return jsonify(number=ticket.number, status=STATUS_LABELS[ticket.status.value]), 201

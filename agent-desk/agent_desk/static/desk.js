@@ -1,0 +1,105 @@
+// The agent desk: seat buttons, live state over Socket.IO, screen pop, ticket form.
+(function () {
+  "use strict";
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  let since = null;
+
+  async function call(method, url, body) {
+    const response = await fetch(url, {
+      method,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: body ? JSON.stringify(body) : undefined,
+      credentials: "same-origin",
+    });
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  function showState(state) {
+    const el = $("seat-state");
+    el.textContent = state.label;
+    el.dataset.state = state.state;
+    $("seat-reason").textContent = state.state === "not_ready" && state.reason ? "（" + state.reason + "）" : "";
+    $("seat-phone").textContent = state.registered ? "话机已注册" : "话机未注册：请检查话机或软电话";
+    since = state.since;
+    if (state.call_id) { $("ticket-call-id").value = state.call_id; }
+  }
+
+  async function refresh() {
+    const result = await call("GET", "/desk/api/state");
+    if (result.ok) { showState(result.data); }
+  }
+
+  document.querySelectorAll("[data-event]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const body = { event: button.dataset.event };
+      if (body.event === "not_ready") { body.reason = $("not-ready-reason").value; }
+      const result = await call("POST", "/desk/api/seat", body);
+      $("seat-error").textContent = result.ok ? "" : (result.data.error || "操作失败");
+      if (result.data.state || result.data.label) { showState(result.data.state || result.data); }
+    });
+  });
+
+  setInterval(() => {
+    if (!since) { $("seat-timer").textContent = ""; return; }
+    const s = Math.max(0, Math.floor(Date.now() / 1000 - since));
+    $("seat-timer").textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }, 1000);
+
+  async function showHistory(phone) {
+    const list = $("pop-history");
+    list.replaceChildren();
+    const result = await call("GET", "/desk/api/history?phone=" + encodeURIComponent(phone));
+    const tickets = result.ok ? result.data.tickets : [];
+    if (!tickets.length) {
+      const li = document.createElement("li");
+      li.className = "hint";
+      li.textContent = "暂无";
+      list.append(li);
+    }
+    for (const t of tickets) {
+      const li = document.createElement("li");
+      li.className = t.open ? "open" : "";
+      li.textContent = t.number + " " + t.status + " " + t.title;
+      list.append(li);
+    }
+  }
+
+  function screenPop(data) {
+    $("pop-caller").textContent = data.caller || "未知号码";
+    $("pop-path").textContent = (data.ivr_path || []).map((p) => p.input || p.node).join(" → ") || "—";
+    $("pop-wait").textContent = data.wait_s != null ? Math.round(data.wait_s) + " 秒" : "—";
+    $("ticket-phone").value = data.caller || "";
+    $("ticket-call-id").value = data.call_id || "";
+    if (data.caller) { showHistory(data.caller); }
+  }
+
+  $("ticket-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const body = Object.fromEntries(new FormData(form).entries());
+    body.confidential = form.elements.confidential.checked;
+    document.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; });
+    const result = await call("POST", "/desk/api/tickets", body);
+    if (result.ok) {
+      $("ticket-result").textContent = "工单 " + result.data.number + " 已提交（" + result.data.status + "）";
+      form.reset();
+    } else {
+      const errors = result.data.errors || {};
+      for (const [field, message] of Object.entries(errors)) {
+        const el = document.querySelector('[data-error-for="' + field + '"]');
+        if (el) { el.textContent = message; }
+      }
+      $("ticket-result").textContent = result.data.error || "请检查表单";
+    }
+  });
+
+  const socket = io({ auth: { csrf }, transports: ["websocket", "polling"] });
+  socket.on("connect", () => { $("connection").textContent = "已连接"; refresh(); });
+  socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
+  socket.on("seat.changed", refresh);
+  socket.on("call.offered", (event) => screenPop(event.data));
+  refresh();
+})();

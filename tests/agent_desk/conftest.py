@@ -1,0 +1,121 @@
+"""Desk fixtures: an app with an agent (seat 8001) and a supervisor, and a live server for Chromium."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.serving import make_server
+
+from acd.models import Seat
+from hotline.accounts import Role, User, hash_password
+from hotline.db import transaction
+from hotline.settings import Settings
+from hotline.web import close_app, create_app, start_relay
+from tickets.models import Department, DepartmentKind
+
+PASSWORD = "desk-pass-phrase"
+
+
+@dataclass
+class People:
+    agent_id: int
+    lead_id: int
+    department_id: int
+
+
+@pytest.fixture
+def people(db: sessionmaker[Session]) -> People:
+    with transaction(db) as session:
+        hashed = hash_password(PASSWORD)
+        agent = User(
+            username="agent1",
+            display_name="话务员01",
+            role=Role.AGENT,
+            password_hash=hashed,
+            must_change_password=False,
+        )
+        lead = User(
+            username="lead",
+            display_name="班长",
+            role=Role.SUPERVISOR,
+            password_hash=hashed,
+            must_change_password=False,
+        )
+        dept = Department(code="housing", name="市住房和城乡建设局", kind=DepartmentKind.BUREAU)
+        session.add_all([agent, lead, dept])
+        session.flush()
+        session.add(
+            Seat(
+                extension="8001", name="8001座席", sip_password="x", skills={"general": 1}, agent_id=agent.id
+            )
+        )
+        return People(agent.id, lead.id, dept.id)
+
+
+@pytest.fixture
+def app(
+    settings: Settings, db: sessionmaker[Session], redis_client: redis.Redis, people: People
+) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    close_app(app)
+
+
+def csrf_of(client: FlaskClient, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    marker = 'name="csrf_token" type="hidden" value="'
+    start = page.index(marker) + len(marker)
+    return page[start : page.index('"', start)]
+
+
+def _login(client: FlaskClient, username: str) -> str:
+    token = csrf_of(client)
+    client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+    return token
+
+
+@pytest.fixture
+def login_as() -> Callable[[FlaskClient, str], str]:
+    """`login_as(client, "agent1")` logs the client in and returns its CSRF token."""
+    return _login
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    stop = threading.Event()
+    relay = start_relay(app, stop)
+    yield f"http://127.0.0.1:{server.server_port}"
+    stop.set()
+    server.shutdown()
+    thread.join(timeout=5)
+    relay.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # Debian's chromium, never a downloaded browser; flags for a closed, headless machine.
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }

@@ -1,0 +1,123 @@
+"""The agent desk's endpoints: seat state from the desk, the history pop, writing tickets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from acd.models import SeatEvent
+from hotline.db import transaction
+from tickets.models import Channel, Ticket, TicketStatus
+from tickets.service import create_ticket
+
+Login = Callable[[FlaskClient, str], str]
+
+
+def _post(client: FlaskClient, url: str, token: str, body: dict[str, Any]):  # type: ignore[no-untyped-def]
+    return client.post(url, json=body, headers={"X-CSRFToken": token})
+
+
+def test_the_agent_moves_the_seat_and_the_history_is_kept(
+    app: Flask, login_as: Login, db: sessionmaker[Session]
+) -> None:
+    client = app.test_client()
+    token = login_as(client, "agent1")
+    assert "座席工作台" in client.get("/desk/").get_data(as_text=True)
+    assert client.get("/desk/api/state").get_json()["label"] == "未签入"
+    assert _post(client, "/desk/api/seat", token, {"event": "login"}).get_json()["label"] == "示忙"
+    assert _post(client, "/desk/api/seat", token, {"event": "ready"}).get_json()["label"] == "示闲"
+    missing = _post(client, "/desk/api/seat", token, {"event": "not_ready"})
+    assert missing.status_code == 400 and missing.get_json()["error"] == "请选择示忙原因"
+    busy = _post(client, "/desk/api/seat", token, {"event": "not_ready", "reason": "meeting"}).get_json()
+    assert (busy["label"], busy["reason"]) == ("示忙", "会议")
+    refused = _post(client, "/desk/api/seat", token, {"event": "login"})
+    assert refused.status_code == 409 and "示忙" in refused.get_json()["error"]
+    with db() as session:
+        history = session.execute(select(SeatEvent.from_state, SeatEvent.to_state, SeatEvent.reason)).all()
+    assert [tuple(h) for h in history] == [
+        ("logged_out", "not_ready", ""),
+        ("not_ready", "ready", ""),
+        ("ready", "not_ready", "meeting"),
+    ]
+
+
+def test_the_desk_needs_the_csrf_token_and_the_right_role(app: Flask, login_as: Login) -> None:
+    agent = app.test_client()
+    login_as(agent, "agent1")
+    assert agent.post("/desk/api/seat", json={"event": "login"}).status_code == 400  # no CSRF token
+    assert agent.get("/wallboard/").status_code == 403
+    assert app.test_client().get("/desk/api/state").status_code == 302  # not logged in
+
+
+def test_the_wallboard_shows_every_seat_with_its_state(app: Flask, login_as: Login) -> None:
+    agent, lead = app.test_client(), app.test_client()
+    token = login_as(agent, "agent1")
+    _post(agent, "/desk/api/seat", token, {"event": "login"})
+    _post(agent, "/desk/api/seat", token, {"event": "ready"})
+    login_as(lead, "lead")
+    assert "班长监控墙" in lead.get("/wallboard/").get_data(as_text=True)
+    (seat,) = lead.get("/wallboard/api/state").get_json()["seats"]
+    assert (seat["extension"], seat["agent"], seat["label"]) == ("8001", "话务员01", "示闲")
+
+
+def test_writing_tickets_from_the_desk(
+    app: Flask, login_as: Login, db: sessionmaker[Session], people: Any
+) -> None:
+    client = app.test_client()
+    token = login_as(client, "agent1")
+    bad = _post(client, "/desk/api/tickets", token, {"content": "", "outcome": "dispatch"})
+    assert bad.status_code == 400
+    assert bad.get_json()["errors"] == {"content": "请填写诉求内容", "department_id": "派单请选择承办单位"}
+    resolved = _post(
+        client,
+        "/desk/api/tickets",
+        token,
+        {
+            "content": "咨询社保卡办理地点",
+            "outcome": "resolve",
+            "answer": "市政务服务中心一楼",
+            "caller_phone": "13800000000",
+        },
+    )
+    assert resolved.status_code == 201 and resolved.get_json()["status"] == "直接办结"
+    dispatched = _post(
+        client,
+        "/desk/api/tickets",
+        token,
+        {
+            "content": "小区路灯不亮",
+            "outcome": "dispatch",
+            "department_id": str(people.department_id),
+            "caller_phone": "138-0000-0000",
+        },
+    )
+    assert dispatched.status_code == 201 and dispatched.get_json()["status"] == "已派单"
+    unknown = _post(
+        client, "/desk/api/tickets", token, {"content": "x", "outcome": "dispatch", "department_id": "999"}
+    )
+    assert unknown.status_code == 400
+    with db() as session:
+        tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
+    assert [(t.status, t.caller_phone) for t in tickets] == [
+        (TicketStatus.RESOLVED_DIRECTLY, "13800000000"),
+        (TicketStatus.DISPATCHED, "13800000000"),
+    ]  # nothing was created for the refused forms
+
+
+def test_the_screen_pop_history_shows_open_tickets_first(
+    app: Flask, login_as: Login, db: sessionmaker[Session]
+) -> None:
+    with transaction(db) as session:
+        old = create_ticket(session, channel=Channel.PHONE, content="旧的咨询", caller_phone="13900000000")
+        old.status = TicketStatus.CLOSED
+        create_ticket(session, channel=Channel.PHONE, content="水管爆裂", caller_phone="13900000000")
+        create_ticket(session, channel=Channel.PHONE, content="别人的", caller_phone="13700000000")
+    client = app.test_client()
+    login_as(client, "agent1")
+    tickets = client.get("/desk/api/history?phone=13900000000").get_json()["tickets"]
+    assert [(t["title"], t["open"]) for t in tickets] == [("水管爆裂", True), ("旧的咨询", False)]
