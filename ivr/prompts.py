@@ -21,8 +21,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pypinyin import Style, lazy_pinyin
-
 # Bump when the rendering pipeline changes, so rendered prompts are re-rendered once.
 RENDERER_VERSION = "espeak-ng cmn-latn-pinyin + pypinyin TONE3 / sox 8k mono s16 / v1"
 SAMPLE_RATE = 8000
@@ -75,6 +73,9 @@ def speakable(text: str) -> str:
 
 def to_pinyin(text: str) -> str:
     """Chinese text -> pinyin with tone numbers for espeak's cmn-latn-pinyin voice."""
+    # Imported here: its dictionaries cost ~56 MB, and SIP workers only look prompts up.
+    from pypinyin import Style, lazy_pinyin
+
     syllables = lazy_pinyin(
         speakable(text).translate(_PAUSES), style=Style.TONE3, neutral_tone_with_five=True
     )

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from hotline.settings import Settings
+from ivr import prompts
 from ivr.calls import CallController
 from ivr.legs import LegTable
 from ivr.reporter import Reporter
@@ -29,9 +30,6 @@ BUSY_POLL_MS = 20
 GREETING = "greeting"
 # pjsua log levels: 1 errors, 2 warnings, 3 info, 4 debug (with every SIP message).
 _PJ_LOG_LEVELS = {"DEBUG": 4, "INFO": 2, "WARNING": 2, "ERROR": 1}
-# Same layout as ivr.prompts (voice-prompts/audio/<lang>/<id>.wav), without importing that module:
-# it loads pypinyin's dictionaries (+56 MB per process), which a pool of 16 workers cannot afford.
-_DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent / "voice-prompts"
 
 
 def worker_name(index: int) -> str:
@@ -51,8 +49,7 @@ def edge_config(settings: Settings, index: int, *, public: bool = False) -> Edge
 
 
 def greeting_file(settings: Settings, lang: str = "zh") -> Path | None:
-    path = (settings.prompts_dir or _DEFAULT_PROMPTS) / "audio" / lang / f"{GREETING}.wav"
-    return path if path.is_file() else None
+    return prompts.find(GREETING, lang=lang, root=settings.prompts_dir)
 
 
 def run(settings: Settings, index: int, *, public: bool = False) -> int:

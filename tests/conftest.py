@@ -75,25 +75,38 @@ def db(engine: Engine) -> Iterator[sessionmaker[Session]]:
     _empty_tables(engine)
 
 
-@pytest.fixture
-def scratch_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the same backend, for tests that run the hotline from scratch."""
+@pytest.fixture(scope="session")
+def new_database(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
+    """`new_database()`: the URL of a fresh, empty database of the same backend (dropped at the end)."""
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        yield f"sqlite:///{tmp_path / 'scratch.db'}"
-        return
-    name = f"hotline_scratch_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
+    created: list[str] = []
+    admin = None
+    if url.get_backend_name() == "postgresql":
+        admin = make_engine(url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+
+    def new() -> str:
+        if admin is None:
+            return f"sqlite:///{tmp_path_factory.mktemp('scratch') / 'scratch.db'}"
+        name = f"hotline_scratch_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return url.set(database=name).render_as_string(hide_password=False)
+
+    yield new
+    if admin is not None:
+        with admin.connect() as conn:
+            for name in created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def scratch_database_url(new_database: Callable[[], str]) -> str:
+    """An empty database of the same backend, for tests that run the hotline from scratch."""
+    return new_database()
 
 
 @pytest.fixture
@@ -217,7 +230,7 @@ def free_port_range(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ports() -> Callable[[int], int]:
     """`ports(n)`: the first of n consecutive free ports (n=1 for one)."""
     return lambda count=1: free_port() if count == 1 else free_port_range(count)

@@ -113,7 +113,7 @@ def hotline(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         PYTHONUNBUFFERED="1",
     )
     # A database of its own (the shared test database is emptied by other tests).
-    database_url = request.getfixturevalue("scratch_database_url")
+    database_url = request.getfixturevalue("new_database")()
     env["DATABASE_URL"] = database_url
     if os.environ.get("REDIS_URL"):
         # Another Redis database than the other tests use, so their flushes don't touch it.
@@ -199,7 +199,7 @@ def test_a_killed_kamailio_is_restarted_and_answers_again(
 ) -> None:
     def kamailio_main() -> int | None:
         for pid in _descendants(hotline.proc.pid):
-            if _cmdline(pid).startswith("kamailio") and os.getpgid(pid) == pid:
+            if os.path.basename(_cmdline(pid).split(" ", 1)[0]) == "kamailio" and os.getpgid(pid) == pid:
                 return pid
         return None
 
@@ -248,9 +248,7 @@ def test_a_backup_taken_while_serving_restores_onto_a_fresh_install(
 
     # A fresh install: another var/ and an empty database of the same backend.
     fresh_var = tmp_path / "fresh-var"
-    fresh_db = request.getfixturevalue("scratch_database_url")
-    if fresh_db == hotline.database_url:  # SQLite scratch urls are per test directory
-        fresh_db = f"sqlite:///{tmp_path / 'fresh.db'}"
+    fresh_db = request.getfixturevalue("new_database")()
     fresh_env = {**env, "HOTLINE_VAR_DIR": str(fresh_var), "DATABASE_URL": fresh_db}
     restored = run_hotline("backup", "restore", str(backup_dir), env=fresh_env, cwd=tmp_path)
     assert restored.returncode == 0, restored.stderr
