@@ -34,10 +34,10 @@ LOCKOUT = dt.timedelta(minutes=15)
 MIN_PASSWORD = 10
 # Where each role lands after logging in (pages that later issues add override these).
 HOME = {
-    Role.AGENT: "desk.index",
-    Role.SUPERVISOR: "desk.index",
+    Role.AGENT: "agent.desk",
+    Role.SUPERVISOR: "wallboard.wallboard",
     Role.ADMIN: "desk.index",
-    Role.DEPARTMENT: "desk.index",
+    Role.DEPARTMENT: "dept.index",
 }
 
 bp = Blueprint("auth", __name__)

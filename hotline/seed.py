@@ -13,6 +13,7 @@ from hotline.db import transaction
 
 # Through hotline.models, so every table is registered on Base and is_empty sees them all.
 from hotline.models import Base, Department, Seat, User
+from tickets.catalog import seed_catalog
 from tickets.models import DepartmentKind
 
 
@@ -122,6 +123,7 @@ def seed_demo(factory: sessionmaker[Session]) -> list[Credential]:
     credentials: list[Credential] = []
     with transaction(factory) as session:
         departments, created_departments = _seed_departments(session)
+        catalog = seed_catalog(session)
         for staff in STAFF:
             credential = _ensure_user(
                 session, staff.username, staff.display_name, staff.role, None, staff.extension
@@ -135,7 +137,7 @@ def seed_demo(factory: sessionmaker[Session]) -> list[Credential]:
             )
             if credential is not None:
                 credentials.append(credential)
-        if created_departments or seats or credentials:
+        if created_departments or seats or credentials or any(catalog.values()):
             audit(
                 session,
                 "seed_demo",
@@ -144,6 +146,7 @@ def seed_demo(factory: sessionmaker[Session]) -> list[Credential]:
                     "departments": created_departments,
                     "users": [c.username for c in credentials],
                     "seats": seats,
+                    "catalog": catalog,
                 },
                 source="seed",
             )

@@ -1,4 +1,6 @@
 """Work orders (工单): lifecycle, dispatch, deadlines, portals and APIs.
 
-The lifecycle and deadline rules live in modules without I/O. Imports recordings and hotline infra.
+The rules live in modules without I/O: `lifecycle` (transitions, 主办/协办), `deadlines` (时限 on the
+Chinese calendar), `matching` (category codes, catalog ranking), `privacy` (masking), `labels`.
+SQL, files and HTTP sit beside them. Imports recordings and hotline infra only.
 """

@@ -5,12 +5,18 @@
 退回重办, 重办 after an unsatisfied revisit, 并单. Actions that do not move the status (催办,
 督办, 延期 requests and decisions, notes) are allowed while a ticket is open. Anything else is
 refused with an error naming the status and the action.
+
+主办/协办: the ticket's status follows its lead department. Each assisting department signs,
+replies or returns its own share (side actions that leave the status alone), and the lead's reply
+(办结) is accepted only once every assisting department has replied or returned its share.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
+from tickets.models import AssignmentState
 from tickets.models import TicketStatus as S
 
 
@@ -34,6 +40,10 @@ class Action(enum.StrEnum):
     REQUEST_EXTENSION = "request_extension"  # 延期申请
     APPROVE_EXTENSION = "approve_extension"
     REFUSE_EXTENSION = "refuse_extension"
+    # An assisting (协办) department's own steps; the ticket follows its lead department.
+    ASSIST_SIGN = "assist_sign"
+    ASSIST_REPLY = "assist_reply"
+    ASSIST_RETURN = "assist_return"
     NOTE = "note"
 
 
@@ -46,6 +56,9 @@ TRANSITIONS: dict[tuple[S, Action], S] = {
     (S.DISPATCHED, Action.MERGE): S.MERGED,
     (S.SIGNED, Action.START): S.IN_PROGRESS,
     (S.SIGNED, Action.RETURN): S.RETURNED,
+    (S.SIGNED, Action.MERGE): S.MERGED,
+    (S.IN_PROGRESS, Action.MERGE): S.MERGED,
+    (S.RETURNED, Action.MERGE): S.MERGED,
     (S.SIGNED, Action.REPLY): S.REPLIED,
     (S.IN_PROGRESS, Action.REPLY): S.REPLIED,
     (S.RETURNED, Action.REDISPATCH): S.DISPATCHED,
@@ -66,6 +79,9 @@ SIDE_ACTIONS = {
     Action.REQUEST_EXTENSION,
     Action.APPROVE_EXTENSION,
     Action.REFUSE_EXTENSION,
+    Action.ASSIST_SIGN,
+    Action.ASSIST_REPLY,
+    Action.ASSIST_RETURN,
 }
 # With a department: the ones that can be urged, supervised or extended.
 WITH_DEPARTMENT = {S.DISPATCHED, S.SIGNED, S.IN_PROGRESS}
@@ -74,6 +90,11 @@ FINAL = {S.CLOSED, S.MERGED}
 
 class TransitionError(Exception):
     """An action that the lifecycle does not allow from the ticket's status."""
+
+    def __init__(self, status: S, action: Action, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.action = action
 
 
 def next_status(status: S, action: Action) -> S:
@@ -86,8 +107,10 @@ def next_status(status: S, action: Action) -> S:
         return status
     allowed = sorted(a.value for a in allowed_actions(status))
     raise TransitionError(
+        status,
+        action,
         f"action '{action.value}' is not allowed on a ticket in status '{status.value}'"
-        f" (allowed: {', '.join(allowed) or 'none'})"
+        f" (allowed: {', '.join(allowed) or 'none'})",
     )
 
 
@@ -98,3 +121,9 @@ def allowed_actions(status: S) -> set[Action]:
     if status in WITH_DEPARTMENT:
         actions |= SIDE_ACTIONS
     return actions
+
+
+def assists_blocking_reply(assists: Iterable[tuple[str, AssignmentState]]) -> list[str]:
+    """The assisting departments (by name) whose share is still open, so the lead cannot reply yet."""
+    done = {AssignmentState.REPLIED, AssignmentState.RETURNED}
+    return [name for name, state in assists if state not in done]

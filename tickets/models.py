@@ -1,15 +1,16 @@
-"""Work orders (工单) and the departments they are dispatched to, as SQL records.
+"""Work orders (工单), departments, categories, the dispatch catalog and API records, as SQL rows.
 
-The lifecycle rules live in their own module (no I/O); these are the stored shapes. Every
-status change is a `TicketEvent` row: the history, audit trail and statistics read from it.
+The lifecycle and deadline rules live in their own modules (no I/O); these are the stored shapes.
+Every status change is a `TicketEvent` row: the history, audit trail and statistics read from it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hotline.accounts import str_enum
@@ -55,6 +56,23 @@ class Channel(enum.StrEnum):
     DEPARTMENT_API = "department_api"
 
 
+class Urgency(enum.StrEnum):
+    NORMAL = "normal"  # 一般
+    URGENT = "urgent"  # 紧急
+    EMERGENCY = "emergency"  # 特急 (safety of people or property at stake)
+
+
+class RequestKind(enum.StrEnum):
+    """诉求类型: what the citizen wants, which sets the default time limit."""
+
+    CONSULT = "consult"  # 咨询
+    HELP = "help"  # 求助
+    COMPLAINT = "complaint"  # 投诉
+    REPORT = "report"  # 举报
+    SUGGESTION = "suggestion"  # 建议
+    PRAISE = "praise"  # 表扬
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
 
@@ -72,16 +90,28 @@ class Ticket(Base):
     category_code: Mapped[str] = mapped_column(String(6), default="")
     district: Mapped[str] = mapped_column(String(64), default="")
     address: Mapped[str] = mapped_column(String(200), default="")
-    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    urgency: Mapped[Urgency] = mapped_column(str_enum(Urgency), default=Urgency.NORMAL)
+    request_kind: Mapped[RequestKind] = mapped_column(
+        str_enum(RequestKind), default=RequestKind.HELP, server_default=RequestKind.HELP.value
+    )
+    # 保密: the reporter's name and phone are never shown to the department.
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The department must call the citizen back itself, so it sees the full phone number.
+    callback_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The lead (主办) department; assisting ones (协办) have a `TicketAssignment` each, as the lead has.
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), default=None, index=True)
     # The call that created it (shared id with the CDR, recordings and events).
     call_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
-    deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # 签收时限 and 办结时限 (the reply deadline; an approved extension moves it).
+    sign_deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # 并单: a merged ticket follows its lead ticket (status MERGED).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None, index=True)
 
 
 class TicketEvent(Base):
@@ -107,3 +137,137 @@ class TicketCounter(Base):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Category(Base):
+    """A service category with a GB/T 39666-2020 shaped code: 2+2+2 digits, zeros below its level."""
+
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("categories.code"), default=None)
+    level: Mapped[int] = mapped_column(Integer)
+    # A time limit for this category that overrides the request kind's, e.g. "24h" or "5wd".
+    reply_limit: Mapped[str] = mapped_column(String(16), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DispatchRule(Base):
+    """One line of the dispatch catalog (派单目录): category [+ district] [+ keywords] -> departments."""
+
+    __tablename__ = "dispatch_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A leaf code, or a higher-level one (e.g. 010100) covering every category below it.
+    category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"), index=True)
+    district: Mapped[str] = mapped_column(String(64), default="")  # empty: any district
+    keywords: Mapped[str] = mapped_column(String(200), default="")  # space separated; any one must occur
+    lead_department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    assist_department_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AssignmentRole(enum.StrEnum):
+    LEAD = "lead"  # 主办
+    ASSIST = "assist"  # 协办
+
+
+class AssignmentState(enum.StrEnum):
+    DISPATCHED = "dispatched"
+    SIGNED = "signed"
+    REPLIED = "replied"
+    RETURNED = "returned"
+
+
+class TicketAssignment(Base):
+    """A department's share of a ticket: the lead's or an assisting one's, each signed and replied."""
+
+    __tablename__ = "ticket_assignments"
+    __table_args__ = (UniqueConstraint("ticket_id", "department_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    role: Mapped[AssignmentRole] = mapped_column(str_enum(AssignmentRole))
+    state: Mapped[AssignmentState] = mapped_column(str_enum(AssignmentState))
+    # False once the centre re-dispatched the ticket elsewhere: the department no longer sees it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    replied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    reply: Mapped[str] = mapped_column(Text, default="")
+
+
+class ExtensionState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+class ExtensionRequest(Base):
+    """延期申请: asked by the lead department before the deadline, decided by the centre."""
+
+    __tablename__ = "extension_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_date: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[ExtensionState] = mapped_column(str_enum(ExtensionState), default=ExtensionState.PENDING)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    old_deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    new_deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Attachment(Base):
+    """A file attached to a reply; stored once by content (sha256) under var/attachments."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), default=None)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_events.id"), default=None)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    path: Mapped[str] = mapped_column(String(200))  # relative to the attachments folder
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiToken(Base):
+    """A department system's API token; only its sha256 is stored, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a token can be recognised
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a department API request with a given Idempotency-Key, replayed after."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("department_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))  # method, path and body: a reused key is refused
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -169,7 +169,7 @@ def test_an_open_redirect_after_login_is_refused(app: Flask) -> None:
         "/login?next=https://evil.example/",
         data={"username": "lead", "password": PASSWORD, "csrf_token": token},
     )
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/wallboard/"  # the supervisor's home, not the other site
 
 
 def test_socketio_needs_a_login_and_the_csrf_token(app: Flask) -> None:
