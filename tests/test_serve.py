@@ -23,6 +23,7 @@ import pytest
 
 from hotline import bus
 from hotline.db import make_engine
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.sip, pytest.mark.slow]
 
@@ -49,16 +50,6 @@ class Running:
                 return dict(json.load(response))
         except urllib.error.HTTPError as err:
             return dict(json.load(err))
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    return None
 
 
 def _descendants(pid: int) -> set[int]:
@@ -130,7 +121,7 @@ def hotline(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         )
     running = Running(proc, log, env, cwd, f"http://127.0.0.1:{web_port}", sip_port, redis_url, database_url)
     try:
-        started = _wait(
+        started = wait_until(
             lambda: "all parts started" in running.output() or proc.poll() is not None, timeout=90
         )
         assert started and proc.poll() is None, running.output()
@@ -152,7 +143,7 @@ def test_serve_prints_where_each_part_listens_and_the_first_login_passwords(hotl
 
 
 def test_healthz_reports_database_redis_and_every_sip_worker(hotline: Running) -> None:
-    health = _wait(lambda: (h := hotline.health())["sip"].get("workers_up") == WORKERS and h, timeout=30)
+    health = wait_until(lambda: (h := hotline.health())["sip"].get("workers_up") == WORKERS and h, timeout=30)
     assert health, hotline.health()
     assert health["database"]["ok"] and health["redis"]["ok"]
     assert health["status"] == "ok"
@@ -162,7 +153,9 @@ def test_healthz_reports_database_redis_and_every_sip_worker(hotline: Running) -
 def test_kamailio_answers_sip_options_on_the_public_port(
     hotline: Running, sip_options: Callable[..., str]
 ) -> None:
-    assert _wait(lambda: sip_options("127.0.0.1", hotline.sip_port).startswith("SIP/2.0 200"), timeout=10)
+    assert wait_until(
+        lambda: sip_options("127.0.0.1", hotline.sip_port).startswith("SIP/2.0 200"), timeout=10
+    )
 
 
 def _worker_pids(hotline: Running) -> dict[str, int]:
@@ -171,13 +164,13 @@ def _worker_pids(hotline: Running) -> dict[str, int]:
 
 
 def test_a_killed_sip_worker_is_restarted_within_5_seconds(hotline: Running) -> None:
-    before = _wait(lambda: (p := _worker_pids(hotline)) and len(p) == WORKERS and p, timeout=20)
+    before = wait_until(lambda: (p := _worker_pids(hotline)) and len(p) == WORKERS and p, timeout=20)
     assert before
     victim = before["sip-worker-1"]
     os.kill(victim, signal.SIGKILL)
     killed = time.monotonic()
     # The supervisor notices and starts a new process (the heartbeat then names it).
-    restarted = _wait(
+    restarted = wait_until(
         lambda: any(
             "sip-worker-1" in _cmdline(p) or "--index 1" in _cmdline(p)
             for p in _descendants(hotline.proc.pid)
@@ -188,7 +181,7 @@ def test_a_killed_sip_worker_is_restarted_within_5_seconds(hotline: Running) -> 
     )
     assert restarted and time.monotonic() - killed < 5
     assert "sip-worker-1 exited with signal SIGKILL" in hotline.output()
-    assert _wait(lambda: _worker_pids(hotline).get("sip-worker-1") not in (None, victim), timeout=15)
+    assert wait_until(lambda: _worker_pids(hotline).get("sip-worker-1") not in (None, victim), timeout=15)
     # The other workers were not touched.
     after = _worker_pids(hotline)
     assert after["sip-worker-0"] == before["sip-worker-0"] and after["sip-worker-2"] == before["sip-worker-2"]
@@ -203,14 +196,14 @@ def test_a_killed_kamailio_is_restarted_and_answers_again(
                 return pid
         return None
 
-    main = _wait(kamailio_main, timeout=5)
+    main = wait_until(kamailio_main, timeout=5)
     assert main
     os.kill(main, signal.SIGKILL)
     killed = time.monotonic()
-    assert _wait(lambda: kamailio_main() not in (None, main), timeout=5, every=0.05)
+    assert wait_until(lambda: kamailio_main() not in (None, main), timeout=5, every=0.05)
     assert time.monotonic() - killed < 5
     assert "kamailio exited with signal SIGKILL" in hotline.output()
-    assert _wait(
+    assert wait_until(
         lambda: sip_options("127.0.0.1", hotline.sip_port, 1.0).startswith("SIP/2.0 200"), timeout=15
     )
 
@@ -276,7 +269,7 @@ def test_ctrl_c_stops_everything_and_leaves_no_process_behind(hotline: Running) 
     assert len(family) >= WORKERS + 3  # workers, kamailio (+ its children), rq worker, web
     hotline.proc.send_signal(signal.SIGINT)
     assert hotline.proc.wait(timeout=40) == 0
-    assert _wait(lambda: not [p for p in family if _alive(p)], timeout=10), [
+    assert wait_until(lambda: not [p for p in family if _alive(p)], timeout=10), [
         (_cmdline(p)) for p in family if _alive(p)
     ]
     assert "hotline: stopped" in hotline.output()

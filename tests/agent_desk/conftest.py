@@ -19,6 +19,7 @@ from hotline.accounts import Role, User, hash_password
 from hotline.db import transaction
 from hotline.settings import Settings
 from hotline.web import close_app, create_app, start_relay
+from tests.helpers import login
 from tickets.models import Department, DepartmentKind
 
 PASSWORD = "desk-pass-phrase"
@@ -69,23 +70,10 @@ def app(
     close_app(app)
 
 
-def csrf_of(client: FlaskClient, path: str = "/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    marker = 'name="csrf_token" type="hidden" value="'
-    start = page.index(marker) + len(marker)
-    return page[start : page.index('"', start)]
-
-
-def _login(client: FlaskClient, username: str) -> str:
-    token = csrf_of(client)
-    client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    return token
-
-
 @pytest.fixture
 def login_as() -> Callable[[FlaskClient, str], str]:
     """`login_as(client, "agent1")` logs the client in and returns its CSRF token."""
-    return _login
+    return lambda client, username: login(client, username, PASSWORD)
 
 
 @pytest.fixture

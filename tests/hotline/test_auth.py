@@ -15,6 +15,7 @@ from hotline.accounts import AuditEntry, Role, User, hash_password, require_role
 from hotline.db import transaction
 from hotline.settings import Settings
 from hotline.web import close_app, create_app
+from tests.helpers import csrf_of
 
 PASSWORD = "Kq7d-mT3x-9fRw"
 
@@ -51,16 +52,9 @@ def app(settings: Settings, db: sessionmaker[Session], redis_client: redis.Redis
     close_app(app)
 
 
-def _csrf(client: FlaskClient, path: str = "/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    marker = 'name="csrf_token" type="hidden" value="'
-    start = page.index(marker) + len(marker)
-    return page[start : page.index('"', start)]
-
-
 def _login(client: FlaskClient, username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
     return client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": _csrf(client)}
+        "/login", data={"username": username, "password": password, "csrf_token": csrf_of(client)}
     )
 
 
@@ -83,7 +77,7 @@ def test_a_first_login_must_change_the_password_first(app: Flask, db: sessionmak
     response = _login(client, "agent1")
     assert response.status_code == 302 and response.headers["Location"].endswith("/account/password")
     assert client.get("/").headers["Location"].endswith("/account/password")  # nothing else first
-    token = _csrf(client, "/account/password")
+    token = csrf_of(client, "/account/password")
     short = client.post(
         "/account/password",
         data={"current": PASSWORD, "new": "short", "confirm": "short", "csrf_token": token},
@@ -106,7 +100,7 @@ def test_changing_the_password_ends_other_sessions(app: Flask) -> None:
     _login(first, "lead")
     _login(second, "lead")
     assert second.get("/").status_code == 200
-    token = _csrf(first, "/account/password")
+    token = csrf_of(first, "/account/password")
     new = "another-long-passphrase"
     first.post(
         "/account/password", data={"current": PASSWORD, "new": new, "confirm": new, "csrf_token": token}
@@ -153,7 +147,7 @@ def test_roles_decide_who_opens_a_page(app: Flask) -> None:
     _login(lead, "lead")
     assert lead.get("/only-supervisors").get_data(as_text=True) == "班长页面"
     _login(agent, "agent1")
-    token = _csrf(agent, "/account/password")
+    token = csrf_of(agent, "/account/password")
     new = "agents-new-passphrase"
     agent.post(
         "/account/password", data={"current": PASSWORD, "new": new, "confirm": new, "csrf_token": token}
@@ -164,7 +158,7 @@ def test_roles_decide_who_opens_a_page(app: Flask) -> None:
 
 def test_an_open_redirect_after_login_is_refused(app: Flask) -> None:
     client = app.test_client()
-    token = _csrf(client)
+    token = csrf_of(client)
     response = client.post(
         "/login?next=https://evil.example/",
         data={"username": "lead", "password": PASSWORD, "csrf_token": token},
@@ -180,7 +174,7 @@ def test_socketio_needs_a_login_and_the_csrf_token(app: Flask) -> None:
     _login(client, "lead")
     without_token = socketio.test_client(app, flask_test_client=client)
     assert not without_token.is_connected()
-    token = _csrf(client, "/account/password")
+    token = csrf_of(client, "/account/password")
     with_token = socketio.test_client(app, flask_test_client=client, auth={"csrf": token})
     assert with_token.is_connected()
     with_token.disconnect()

@@ -9,6 +9,7 @@ from pathlib import Path
 import redis
 
 from hotline import bus, embedded_redis
+from tests.helpers import wait_until
 
 
 def test_published_events_reach_a_follower_in_order(event_bus: bus.EventBus) -> None:
@@ -54,7 +55,7 @@ def test_a_follower_that_loses_redis_resumes_without_missing_events(tmp_path: Pa
     try:
         publisher = bus.EventBus(bus.connect(f"unix://{socket}"))
         publisher.publish("n", {"n": "before"})
-        assert _wait(lambda: received == ["before"])
+        assert wait_until(lambda: received == ["before"])
         # Redis goes away (the AOF keeps the stream), comes back, and events go on.
         server.terminate()
         server.wait(timeout=10)
@@ -62,7 +63,7 @@ def test_a_follower_that_loses_redis_resumes_without_missing_events(tmp_path: Pa
         publisher = bus.EventBus(bus.connect(f"unix://{socket}"))
         publisher.publish("n", {"n": "during-outage-1"})
         publisher.publish("n", {"n": "during-outage-2"})
-        assert _wait(lambda: len(received) == 3, timeout=15)
+        assert wait_until(lambda: len(received) == 3, timeout=15)
         assert received == ["before", "during-outage-1", "during-outage-2"]
     finally:
         stop.set()
@@ -78,13 +79,4 @@ def test_heartbeats_expire_when_a_part_stops(redis_client: redis.Redis) -> None:
     bus.heartbeat(redis_client, "sip", "sip-worker-1", {"free_legs": 2}, ttl_s=30)
     alive = bus.alive(redis_client, "sip")
     assert alive["sip-worker-0"]["free_legs"] == 4 and alive["sip-worker-1"]["free_legs"] == 2
-    assert _wait(lambda: set(bus.alive(redis_client, "sip")) == {"sip-worker-1"}, timeout=5)
-
-
-def _wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    assert wait_until(lambda: set(bus.alive(redis_client, "sip")) == {"sip-worker-1"}, timeout=5)

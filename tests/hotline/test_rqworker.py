@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,15 +14,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from hotline import bus, health
-
-
-def _wait(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.helpers import wait_until
 
 
 def test_the_worker_runs_queued_and_scheduled_jobs_and_shows_in_health(
@@ -47,9 +38,11 @@ def test_the_worker_runs_queued_and_scheduled_jobs_and_shows_in_health(
         marker = tmp_path / "ran"
         now_job = queue.enqueue("pathlib.Path.touch", marker)
         later_job = queue.enqueue_in(timedelta(seconds=1), "os.path.exists", str(marker))
-        assert _wait(lambda: now_job.get_status(refresh=True) == JobStatus.FINISHED), log.read_text()
+        assert wait_until(lambda: now_job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30), (
+            log.read_text()
+        )
         assert marker.exists()
-        assert _wait(lambda: later_job.get_status(refresh=True) == JobStatus.FINISHED)
+        assert wait_until(lambda: later_job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30)
         assert later_job.return_value() is True
         jobs = health.check_jobs(rq_client, ("high", "default", "low"))
         assert jobs["ok"] and jobs["workers"] == 1 and jobs["waiting"]["default"] == 0

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from hotline.supervisor import ChildSpec, Supervisor
+from tests.helpers import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 # A child that forks a grandchild, as Kamailio and gunicorn do.
@@ -42,21 +43,12 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def _wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture
 def supervisor() -> object:
     sup = Supervisor([ChildSpec("sleeper", SLEEPER), ChildSpec("forker", FORKER)], backoff_s=0.5)
     thread = threading.Thread(target=sup.run, daemon=True)
     thread.start()
-    assert _wait(lambda: sup.pid("sleeper") is not None and sup.pid("forker") is not None)
+    assert wait_until(lambda: sup.pid("sleeper") is not None and sup.pid("forker") is not None)
     yield sup
     sup.request_stop()
     thread.join(timeout=20)
@@ -70,7 +62,7 @@ def test_a_killed_child_is_restarted_within_5_seconds_with_the_reason_logged(
     assert old is not None
     os.kill(old, signal.SIGKILL)
     killed_at = time.monotonic()
-    assert _wait(lambda: supervisor.pid("sleeper") not in (None, old), timeout=5)
+    assert wait_until(lambda: supervisor.pid("sleeper") not in (None, old), timeout=5)
     assert time.monotonic() - killed_at < 5
     new = supervisor.pid("sleeper")
     assert new is not None and _alive(new)
@@ -85,7 +77,7 @@ def test_repeated_crashes_back_off(supervisor: Supervisor, caplog: pytest.LogCap
         pid = supervisor.pid("sleeper")
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        assert _wait(lambda pid=pid: supervisor.pid("sleeper") not in (None, pid), timeout=10)  # type: ignore[misc]
+        assert wait_until(lambda pid=pid: supervisor.pid("sleeper") not in (None, pid), timeout=10)  # type: ignore[misc]
     delays = [
         r.getMessage().rsplit("restarting in ", 1)[1]
         for r in caplog.records
@@ -98,15 +90,15 @@ def test_stopping_leaves_no_process_behind_including_grandchildren(supervisor: S
     forker = supervisor.pid("forker")
     sleeper = supervisor.pid("sleeper")
     assert forker is not None and sleeper is not None
-    assert _wait(lambda: len(_group_members(forker)) >= 2)  # sh and its background sleep
+    assert wait_until(lambda: len(_group_members(forker)) >= 2)  # sh and its background sleep
     supervisor.request_stop()
-    assert _wait(lambda: not _group_members(forker) and not _alive(sleeper), timeout=15)
+    assert wait_until(lambda: not _group_members(forker) and not _alive(sleeper), timeout=15)
 
 
 def test_a_dead_childs_forked_processes_are_cleaned_up_before_restart(supervisor: Supervisor) -> None:
     forker = supervisor.pid("forker")
     assert forker is not None
-    assert _wait(lambda: len(_group_members(forker)) >= 2)
+    assert wait_until(lambda: len(_group_members(forker)) >= 2)
     os.kill(forker, signal.SIGKILL)  # the grandchild would keep running (and keep ports) otherwise
-    assert _wait(lambda: not _group_members(forker), timeout=5)
-    assert _wait(lambda: supervisor.pid("forker") not in (None, forker), timeout=5)
+    assert wait_until(lambda: not _group_members(forker), timeout=5)
+    assert wait_until(lambda: supervisor.pid("forker") not in (None, forker), timeout=5)

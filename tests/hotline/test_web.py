@@ -13,6 +13,7 @@ from hotline.accounts import Role, User, hash_password
 from hotline.db import transaction
 from hotline.settings import Settings
 from hotline.web import close_app, create_app, start_relay
+from tests.helpers import login
 
 
 @pytest.fixture
@@ -69,11 +70,7 @@ def _logged_in(app, db):  # type: ignore[no-untyped-def]
             )
         )
     client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    marker = 'name="csrf_token" type="hidden" value="'
-    token = page[page.index(marker) + len(marker) :].split('"', 1)[0]
-    client.post("/login", data={"username": "lead", "password": "pass-phrase-1", "csrf_token": token})
-    return client, token
+    return client, login(client, "lead", "pass-phrase-1")
 
 
 def test_the_home_page_is_in_chinese_and_shows_the_state(app, db) -> None:  # type: ignore[no-untyped-def]
