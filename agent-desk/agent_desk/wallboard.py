@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from acd.models import Seat
+from acd.reports import wallboard_figures
 from acd.seat_states import NOT_READY_REASONS
 from acd.store import AcdStore
 from agent_desk.agent import STATE_LABELS
@@ -28,6 +31,7 @@ def wallboard() -> ResponseReturnValue:
 def state() -> ResponseReturnValue:
     store: AcdStore = current_app.extensions["hotline"]["acd"]
     with current_app.extensions["hotline"]["db"]() as session:
+        figures = wallboard_figures(session, dt.datetime.fromtimestamp(store.clock(), dt.UTC))
         rows = session.execute(
             select(Seat.extension, Seat.name, User.display_name)
             .outerjoin(User, User.id == Seat.agent_id)
@@ -56,4 +60,4 @@ def state() -> ResponseReturnValue:
         {"queue": name, "label": QUEUE_LABELS.get(name, name), **stats}
         for name, stats in store.queue_stats().items()
     ]
-    return jsonify(seats=seats, queues=queues, at=now)
+    return jsonify(seats=seats, queues=queues, at=now, **figures)

@@ -121,3 +121,12 @@ def test_the_screen_pop_history_shows_open_tickets_first(
     login_as(client, "agent1")
     tickets = client.get("/desk/api/history?phone=13900000000").get_json()["tickets"]
     assert [(t["title"], t["open"]) for t in tickets] == [("水管爆裂", True), ("旧的咨询", False)]
+
+
+def test_the_wallboard_endpoint_carries_the_figures(app: Flask, login_as: Login) -> None:
+    lead = app.test_client()
+    login_as(lead, "lead")
+    body = lead.get("/wallboard/api/state").get_json()
+    assert set(body) >= {"seats", "queues", "today", "last_15_min", "alerts", "staffing"}
+    assert body["today"]["service_level"] is None  # no calls yet: no figure, no false alarm
+    assert body["alerts"] == []

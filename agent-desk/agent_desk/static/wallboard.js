@@ -28,6 +28,32 @@
     return tr;
   }
 
+  function format(value, kind) {
+    if (value == null) { return "—"; }
+    if (kind === "percent") { return (value * 100).toFixed(1) + "%"; }
+    if (kind === "seconds") { return value.toFixed(1) + " 秒"; }
+    return String(value);
+  }
+
+  function showFigures(data) {
+    document.querySelectorAll("[data-figure]").forEach((td) => {
+      const [period, key] = td.dataset.figure.split(".");
+      td.textContent = format((data[period] || {})[key], td.dataset.format);
+    });
+    const alerts = $("alerts");
+    alerts.replaceChildren(...(data.alerts || []).map((text) => {
+      const div = document.createElement("div");
+      div.className = "flash error";
+      div.textContent = text;
+      return div;
+    }));
+    const s = data.staffing;
+    $("staffing").textContent = s
+      ? "按近1小时话务量（每小时 " + s.calls_per_hour + " 通，平均处理 " + s.aht_s + " 秒），" +
+        "达到15秒内接通80%需在岗座席 " + s.seats + " 个（" + s.model + "）"
+      : "话务量不足，暂无排班建议";
+  }
+
   async function refresh() {
     const response = await fetch("/wallboard/api/state", { credentials: "same-origin" });
     if (!response.ok) { return; }
@@ -38,6 +64,7 @@
       { state: s.state, text: s.label + (s.reason ? "（" + s.reason + "）" : "") },
       duration(s.in_state_s), s.registered ? "已注册" : "未注册",
     ], s.state)));
+    showFigures(data);
     const queues = $("queues").querySelector("tbody");
     const rows = data.queues.map((q) => row([q.label, q.waiting, duration(q.longest_wait_s)]));
     if (!rows.length) { rows.push(row(["暂无排队", "", ""])); }
