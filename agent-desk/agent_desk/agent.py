@@ -19,8 +19,10 @@ from acd.seat_states import NOT_READY_REASONS, SeatEvent, SeatTransitionError
 from acd.store import AcdStore
 from hotline.accounts import Role, audit, require_role
 from hotline.db import transaction
+from tickets import catalog, labels
+from tickets.duplicates import possible_duplicates
 from tickets.lifecycle import Action
-from tickets.models import Channel, Department, Ticket, TicketStatus
+from tickets.models import Channel, Department, DepartmentKind, RequestKind, Ticket, TicketStatus, Urgency
 from tickets.service import apply, create_ticket
 
 agent_bp = Blueprint("agent", __name__, template_folder="templates", url_prefix="/desk")
@@ -33,19 +35,6 @@ STATE_LABELS = {
     "talking": "通话中",
     "held": "保持",
     "wrap_up": "话后处理",
-}
-STATUS_LABELS = {
-    "accepted": "已受理",
-    "resolved_directly": "直接办结",
-    "dispatched": "已派单",
-    "signed": "已签收",
-    "in_progress": "办理中",
-    "returned": "已退单",
-    "replied": "已办结",
-    "reviewed": "已审核",
-    "revisited": "已回访",
-    "closed": "已归档",
-    "merged": "已并单",
 }
 # Seat events an agent may send from the desk; the rest come from the softswitch.
 DESK_EVENTS = {
@@ -110,14 +99,18 @@ def _seat_state(extension: str) -> dict[str, Any]:
 def desk() -> ResponseReturnValue:
     with _db()() as session:
         seat = _my_seat(session)
-        departments = session.scalars(
-            select(Department).where(Department.active.is_(True)).order_by(Department.id)
+        departments = list(
+            session.scalars(select(Department).where(Department.active.is_(True)).order_by(Department.id))
         )
         return render_template(
             "desk/agent.html",
             seat=seat,
             reasons=NOT_READY_REASONS,
-            departments=list(departments),
+            departments=departments,
+            districts=[d.name for d in departments if d.kind is DepartmentKind.DISTRICT],
+            categories=[(c.code, catalog.category_label(session, c.code)) for c in catalog.leaves(session)],
+            kinds=labels.KIND,
+            urgencies=labels.URGENCY,
         )
 
 
@@ -172,13 +165,52 @@ def history() -> ResponseReturnValue:
             tickets=[
                 {
                     "number": t.number,
-                    "status": STATUS_LABELS[t.status.value],
+                    "status": labels.STATUS[t.status],
                     "open": t.status in OPEN_STATUSES,
                     "title": t.title,
                     "created_at": t.created_at.isoformat(),
                 }
                 for t in rows
             ]
+        )
+
+
+@agent_bp.get("/api/suggest")
+@require_role(Role.AGENT, Role.SUPERVISOR)
+def suggest() -> ResponseReturnValue:
+    """The dispatch catalog's proposal and possible duplicates for what the agent has typed so far."""
+    args = request.args
+    category, district = args.get("category", ""), args.get("district", "")
+    phone = "".join(c for c in args.get("phone", "") if c.isdigit())
+    with _db()() as session:
+        proposals = catalog.suggest(session, category, district, args.get("text", "")) if category else []
+        duplicates = possible_duplicates(
+            session,
+            caller_phone=phone,
+            category_code=category,
+            district=district,
+            address=args.get("address", ""),
+        )
+        return jsonify(
+            suggestions=[
+                {
+                    "department_id": p.lead.id,
+                    "department": p.lead.name,
+                    "assists": [a.name for a in p.assists],
+                    "reasons": list(p.reasons),
+                }
+                for p in proposals[:3]
+            ],
+            duplicates=[
+                {
+                    "number": d.ticket.number,
+                    "title": d.ticket.title,
+                    "status": labels.STATUS[d.ticket.status],
+                    "open": d.open,
+                    "reasons": list(d.reasons),
+                }
+                for d in duplicates
+            ],
         )
 
 
@@ -197,6 +229,14 @@ def new_ticket() -> ResponseReturnValue:
     department_id = form.get("department_id")
     if outcome == "dispatch" and not str(department_id or "").isdigit():
         errors["department_id"] = "派单请选择承办单位"
+    try:
+        urgency = Urgency(str(form.get("urgency") or Urgency.NORMAL.value))
+        kind = RequestKind(str(form.get("request_kind") or RequestKind.HELP.value))
+    except ValueError:
+        errors["urgency"] = "紧急程度或诉求类型无效"
+    category_code = str(form.get("category_code", "")).strip()
+    if outcome == "dispatch" and not category_code:
+        errors["category_code"] = "派单请选择诉求分类"
     if errors:
         return jsonify(errors=errors), 400
     with transaction(_db()) as session:
@@ -213,6 +253,11 @@ def new_ticket() -> ResponseReturnValue:
             call_id=str(form.get("call_id", "")) or None,
             actor_id=current_user.id,
             confidential=bool(form.get("confidential")),
+            category_code=category_code[:6],
+            district=str(form.get("district", "")).strip()[:64],
+            address=str(form.get("address", "")).strip()[:200],
+            urgency=urgency,
+            request_kind=kind,
         )
         # A new ticket is ACCEPTED: both outcomes are in the lifecycle table from there.
         if outcome == "resolve":
@@ -223,4 +268,4 @@ def new_ticket() -> ResponseReturnValue:
         audit(
             session, "ticket.create", actor_id=current_user.id, target_type="ticket", target_id=ticket.number
         )
-        return jsonify(number=ticket.number, status=STATUS_LABELS[ticket.status.value]), 201
+        return jsonify(number=ticket.number, status=labels.STATUS[ticket.status]), 201

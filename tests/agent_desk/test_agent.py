@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import SeatEvent
 from hotline.db import transaction
-from tickets.models import Channel, Ticket, TicketStatus
+from tickets.catalog import seed_catalog
+from tickets.models import Channel, Department, DepartmentKind, Ticket, TicketStatus
 from tickets.service import create_ticket
 
 Login = Callable[[FlaskClient, str], str]
@@ -72,7 +73,11 @@ def test_writing_tickets_from_the_desk(
     token = login_as(client, "agent1")
     bad = _post(client, "/desk/api/tickets", token, {"content": "", "outcome": "dispatch"})
     assert bad.status_code == 400
-    assert bad.get_json()["errors"] == {"content": "请填写诉求内容", "department_id": "派单请选择承办单位"}
+    assert bad.get_json()["errors"] == {
+        "content": "请填写诉求内容",
+        "department_id": "派单请选择承办单位",
+        "category_code": "派单请选择诉求分类",
+    }
     resolved = _post(
         client,
         "/desk/api/tickets",
@@ -94,11 +99,17 @@ def test_writing_tickets_from_the_desk(
             "outcome": "dispatch",
             "department_id": str(people.department_id),
             "caller_phone": "138-0000-0000",
+            "category_code": "010101",
+            "district": "钟山区",
+            "urgency": "urgent",
         },
     )
-    assert dispatched.status_code == 201 and dispatched.get_json()["status"] == "已派单"
+    assert dispatched.status_code == 201 and dispatched.get_json()["status"] == "待签收"
     unknown = _post(
-        client, "/desk/api/tickets", token, {"content": "x", "outcome": "dispatch", "department_id": "999"}
+        client,
+        "/desk/api/tickets",
+        token,
+        {"content": "x", "outcome": "dispatch", "department_id": "999", "category_code": "010101"},
     )
     assert unknown.status_code == 400
     with db() as session:
@@ -130,3 +141,21 @@ def test_the_wallboard_endpoint_carries_the_figures(app: Flask, login_as: Login)
     assert set(body) >= {"seats", "queues", "today", "last_15_min", "alerts", "staffing"}
     assert body["today"]["service_level"] is None  # no calls yet: no figure, no false alarm
     assert body["alerts"] == []
+
+
+def test_the_catalog_suggests_a_department_and_flags_duplicates(
+    app: Flask, login_as: Login, db: sessionmaker[Session]
+) -> None:
+    with transaction(db) as session:
+        session.add(Department(code="urban-management", name="市综合行政执法局", kind=DepartmentKind.BUREAU))
+        session.flush()
+        seed_catalog(session)
+        create_ticket(session, channel=Channel.PHONE, content="路灯又坏了", caller_phone="13600000000")
+    client = app.test_client()
+    login_as(client, "agent1")
+    page = client.get("/desk/").get_data(as_text=True)
+    assert "010101" in page and "路灯" in page  # the category list comes from the catalog
+    body = client.get("/desk/api/suggest?category=010101&district=钟山区&phone=13600000000").get_json()
+    assert body["suggestions"][0]["department"] == "市综合行政执法局"
+    assert [d["title"] for d in body["duplicates"]] == ["路灯又坏了"]
+    assert body["duplicates"][0]["open"] is True

@@ -73,8 +73,50 @@
     $("pop-wait").textContent = data.wait_s != null ? Math.round(data.wait_s) + " 秒" : "—";
     $("ticket-phone").value = data.caller || "";
     $("ticket-call-id").value = data.call_id || "";
-    if (data.caller) { showHistory(data.caller); }
+    if (data.caller) { showHistory(data.caller); suggest(); }
   }
+
+  // The dispatch catalog's proposal and possible duplicates, as the agent types.
+  let suggestTimer = null;
+  async function suggest() {
+    const form = $("ticket-form");
+    const params = new URLSearchParams({
+      category: form.elements.category_code.value,
+      district: form.elements.district.value,
+      text: form.elements.content.value,
+      phone: form.elements.caller_phone.value,
+      address: form.elements.address.value,
+    });
+    const result = await call("GET", "/desk/api/suggest?" + params.toString());
+    if (!result.ok) { return; }
+    const box = $("suggestions");
+    box.replaceChildren();
+    for (const s of result.data.suggestions) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "派单建议：" + s.department + (s.assists.length ? "（协办：" + s.assists.join("、") + "）" : "");
+      button.addEventListener("click", () => {
+        form.elements.department_id.value = String(s.department_id);
+        form.querySelector('input[name="outcome"][value="dispatch"]').checked = true;
+      });
+      const reason = document.createElement("span");
+      reason.className = "reason";
+      reason.textContent = s.reasons.join("；");
+      box.append(button, reason);
+    }
+    const dups = $("duplicates");
+    dups.replaceChildren();
+    for (const d of result.data.duplicates) {
+      const p = document.createElement("p");
+      p.className = d.open ? "warn" : "hint";
+      p.textContent = "疑似重复：" + d.number + " " + d.status + " " + d.title + "（" + d.reasons.join("；") + "）";
+      dups.append(p);
+    }
+  }
+  $("ticket-form").addEventListener("input", () => {
+    clearTimeout(suggestTimer);
+    suggestTimer = setTimeout(suggest, 300);
+  });
 
   $("ticket-form").addEventListener("submit", async (event) => {
     event.preventDefault();
