@@ -159,3 +159,17 @@ def test_the_catalog_suggests_a_department_and_flags_duplicates(
     assert body["suggestions"][0]["department"] == "市综合行政执法局"
     assert [d["title"] for d in body["duplicates"]] == ["路灯又坏了"]
     assert body["duplicates"][0]["open"] is True
+
+
+def test_the_department_report_page_and_exports(app: Flask, login_as: Login) -> None:
+    lead, agent = app.test_client(), app.test_client()
+    login_as(lead, "lead")
+    page = lead.get("/reports/departments?period=month&date=2026-11-27")
+    assert page.status_code == 200 and "承办单位考核（2026年11月）" in page.get_data(as_text=True)
+    assert "市住房和城乡建设局" in page.get_data(as_text=True)
+    exported = lead.get("/reports/departments?period=week&date=2026-11-27&format=csv")
+    assert exported.mimetype == "text/csv" and exported.data.decode("utf-8-sig").startswith("排名,承办单位")
+    xlsx = lead.get("/reports/departments?format=xlsx")
+    assert xlsx.data[:2] == b"PK"  # a zip container, as .xlsx files are
+    login_as(agent, "agent1")
+    assert agent.get("/reports/departments").status_code == 403
