@@ -25,6 +25,7 @@ from agent_desk import BLUEPRINTS as DESK_BLUEPRINTS
 from hotline import auth, bus, health
 from hotline.db import make_engine, make_session_factory
 from hotline.settings import Settings, load_settings
+from recordings import playback
 from tickets import dept_api, dept_portal
 
 # A strict policy: no inline script or style, nothing from another origin.
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(dept_portal.bp)
     app.register_blueprint(dept_api.bp)
+    app.register_blueprint(playback.bp)
     # threading mode always: if eventlet or gevent is merely installed Flask-SocketIO picks it.
     socketio = SocketIO(app=None, async_mode="threading")
     socketio.init_app(app)
