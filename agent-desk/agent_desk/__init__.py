@@ -5,11 +5,12 @@ Talks to the softswitch only through Redis commands and events; never imports `i
 
 from __future__ import annotations
 
+from agent_desk.admin import admin_bp
 from agent_desk.agent import agent_bp
 from agent_desk.reports import reports_bp
 from agent_desk.views import bp
 from agent_desk.wallboard import wall_bp
 
-BLUEPRINTS = (bp, agent_bp, wall_bp, reports_bp)
+BLUEPRINTS = (bp, agent_bp, wall_bp, reports_bp, admin_bp)
 
 __all__ = ["BLUEPRINTS"]
