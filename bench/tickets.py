@@ -1,0 +1,86 @@
+"""Tickets created and dispatched per second, on SQLite (default) or PostgreSQL (DATABASE_URL).
+
+Each operation is what an agent's "submit" does: one transaction that creates the ticket (with
+its number and first event), dispatches it to a department (assignment, deadlines, event,
+audit) and commits. The baseline in the same run is a bare one-row INSERT per transaction, so
+the ratio says what the ticket engine adds on top of the database's own commit cost.
+
+    python bench/tickets.py
+    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/bench python bench/tickets.py
+
+Use a scratch database: the tickets it creates stay (history and audit are append-only).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This script is named like the `tickets` package: keep its own folder off the import path.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from sqlalchemy import text  # noqa: E402
+
+from hotline import migrate  # noqa: E402
+from hotline.db import make_engine, make_session_factory, transaction  # noqa: E402
+from tickets.dispatch import dispatch  # noqa: E402
+from tickets.models import Channel, Department, DepartmentKind  # noqa: E402
+from tickets.service import create_ticket  # noqa: E402
+
+N = 500
+
+
+def main() -> None:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        dept = session.query(Department).filter_by(code="bench").one_or_none()
+        if dept is None:
+            dept = Department(code="bench", name="基准测试单位", kind=DepartmentKind.BUREAU)
+            session.add(dept)
+            session.flush()
+        department_id = dept.id
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS bench_baseline"))
+        conn.execute(text("CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY, body VARCHAR(200))"))
+
+    base = []
+    for n in range(N):
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO bench_baseline (id, body) VALUES (:id, :body)"), {"id": n, "body": "x"}
+            )
+        base.append(time.perf_counter() - started)
+
+    ops = []
+    for n in range(N):
+        started = time.perf_counter()
+        with transaction(factory) as session:
+            ticket = create_ticket(
+                session, channel=Channel.PHONE, content=f"基准测试诉求 {n}", caller_phone="13800000000"
+            )
+            dispatch(session, ticket, department_id)
+        ops.append(time.perf_counter() - started)
+
+    backend = engine.dialect.name
+    print(f"backend: {backend}, operations: {N}")
+    base_p50 = statistics.median(base) * 1e3
+    print(f"baseline one-row INSERT + COMMIT: {N / sum(base):.0f}/s (p50 {base_p50:.2f} ms)")
+    print(
+        f"ticket created + dispatched: {N / sum(ops):.0f}/s (p50 {statistics.median(ops) * 1e3:.2f} ms, "
+        f"{statistics.median(ops) / statistics.median(base):.1f}x the baseline)"
+    )
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE bench_baseline"))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
