@@ -198,6 +198,7 @@ def init_auth(app: Flask, factory: sessionmaker[Session], storage_uri: str) -> L
             return _session_user(user)
 
     limiter = Limiter(get_remote_address, app=app, storage_uri=storage_uri, strategy="moving-window")
+    app.extensions["hotline"]["limiter"] = limiter  # for the public portal's and Open311's limits
     app.register_blueprint(bp)
     # The limit checks run inside the decorated function, so the registered view is replaced.
     app.view_functions["auth.login"] = limiter.limit(

@@ -6,9 +6,11 @@ from acd.models import Call, Seat, SeatEvent
 from hotline.accounts import AuditEntry, User
 from hotline.db import Base
 from recordings.models import Recording
+from tickets.knowledge import Article
 from tickets.models import Department, Ticket, TicketCounter, TicketEvent
 
 __all__ = [
+    "Article",
     "AuditEntry",
     "Base",
     "Call",

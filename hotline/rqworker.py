@@ -13,6 +13,7 @@ from rq import Queue, Worker
 from hotline import bus, sweeper
 from hotline.db import make_engine, make_session_factory
 from hotline.settings import Settings
+from tickets.jobs import PERIODIC
 
 SWEEP_EVERY_S = 120.0
 
@@ -37,6 +38,11 @@ def run(settings: Settings) -> int:
         name="sweeper",
         daemon=True,
     ).start()
+    # Outbox delivery and the SLA sweep (催办/督办), each safe to run twice.
+    for name, every_s in PERIODIC:
+        threading.Thread(
+            target=sweeper.enqueue_periodically, args=(default, name, stop, every_s), name=name, daemon=True
+        ).start()
     try:
         worker.work(with_scheduler=True)
     finally:

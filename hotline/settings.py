@@ -73,6 +73,18 @@ class Settings(BaseModel):
 
     rq_queues: tuple[str, ...] = ("high", "default", "low")
 
+    # Notifications outbox: a webhook (SMS gateway, department systems) and/or SMTP e-mail.
+    # Unconfigured, messages wait in the outbox (shown at /outbox/) and fail after 48 h.
+    notify_webhook_url: str = ""
+    notify_webhook_secret: SecretStr | None = None
+    notify_smtp_host: str = ""
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notify_smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    notify_smtp_username: str = ""
+    notify_smtp_password: SecretStr | None = None
+    notify_smtp_from: str = ""
+    notify_centre_email: str = ""
+
     # `hotline serve` restarts a crashed child after this back-off, doubling up to the maximum.
     restart_backoff_s: float = Field(default=0.5, gt=0, le=60)
     restart_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)

@@ -60,3 +60,27 @@ def run_periodically(
             log.warning("sweep skipped: %s", exc)
         if stop.wait(every_s):
             return
+
+
+def periodic_job_id(name: str) -> str:
+    return f"periodic-{name}"
+
+
+def enqueue_periodically(queue: Queue, name: str, stop: threading.Event, every_s: float) -> None:
+    """Queue job `name` (a dotted path) every `every_s` seconds, unless its last run is still live.
+
+    Several RQ worker processes may run this at once: the fixed job id keeps one live copy.
+    """
+    job_id = periodic_job_id(name)
+    while True:
+        try:
+            try:
+                alive = Job.fetch(job_id, connection=queue.connection).get_status() in ALIVE
+            except NoSuchJobError:
+                alive = False
+            if not alive:
+                queue.enqueue(name, job_id=job_id, result_ttl=60, failure_ttl=3600)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("periodic %s not queued: %s", name, exc)
+        if stop.wait(every_s):
+            return

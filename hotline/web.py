@@ -26,7 +26,7 @@ from hotline import auth, bus, health
 from hotline.db import make_engine, make_session_factory
 from hotline.settings import Settings, load_settings
 from recordings import playback
-from tickets import dept_api, dept_portal
+from tickets import dept_api, dept_portal, open311, outbox_views, portal
 
 # A strict policy: no inline script or style, nothing from another origin.
 CSP = (
@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(dept_portal.bp)
     app.register_blueprint(dept_api.bp)
+    app.register_blueprint(open311.bp)
+    app.register_blueprint(portal.bp)
+    app.register_blueprint(outbox_views.bp)
     app.register_blueprint(playback.bp)
     # threading mode always: if eventlet or gevent is merely installed Flask-SocketIO picks it.
     socketio = SocketIO(app=None, async_mode="threading")

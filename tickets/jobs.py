@@ -1,4 +1,6 @@
-"""Voicemail (留言) becomes a ticket: registered at once in SQL, transcribed later by a job.
+"""RQ jobs of the ticket engine: voicemail transcription, notification delivery, the SLA sweep.
+
+Voicemail (留言) becomes a ticket: registered at once in SQL, transcribed later by a job.
 
 The softswitch calls `register_voicemail` in the same transaction that seals the recording, so
 a voicemail is a ticket before anything touches Redis. `transcribe_voicemail` (enqueued by
@@ -18,6 +20,7 @@ from hotline.db import make_engine, make_session_factory, transaction
 from hotline.settings import Settings, load_settings
 from recordings import transcribe
 from recordings.models import Recording
+from tickets import delivery, supervision
 from tickets.lifecycle import Action
 from tickets.models import Channel, Ticket
 from tickets.service import apply, create_ticket
@@ -89,3 +92,34 @@ def pending_voicemails(factory: sessionmaker[Session]) -> list[int]:
     with factory() as session:
         query = select(Ticket.id).where(Ticket.channel == Channel.VOICEMAIL, Ticket.content == PENDING)
         return list(session.scalars(query))
+
+
+def deliver_notifications() -> dict[str, object]:
+    """Send every due notification once (run every few seconds; safe to run twice at once).
+
+    Without `notify_*` settings it sends nothing and says so in `status`; the rows wait.
+    """
+    settings, factory = _context()
+    report = delivery.deliver_due(factory, delivery.DeliveryConfig.from_settings(settings))
+    if report.not_configured:
+        log.warning("notifications waiting: %s", report.status)
+    return {
+        "delivered": report.delivered,
+        "retrying": report.retrying,
+        "failed": report.failed,
+        "status": report.status,
+    }
+
+
+def sla_sweep() -> dict[str, list[str]]:
+    """催办 before and 督办 after the sign and reply deadlines, once each (run every few minutes)."""
+    _settings, factory = _context()
+    result = supervision.sweep(factory)
+    return {"urged": result.urged, "supervised": result.supervised}
+
+
+# What the worker runs periodically: dotted job name and interval in seconds.
+PERIODIC = (
+    ("tickets.jobs.deliver_notifications", 10.0),
+    ("tickets.jobs.sla_sweep", 120.0),
+)

@@ -16,6 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hotline.accounts import str_enum
 from hotline.db import Base, UTCDateTime, utcnow
 
+# The outcome side's tables (outbox, ratings, revisits, Open311, portal) live in their own module;
+# importing it here registers them wherever these models are (Alembic, tests emptying tables).
+from tickets import models_outcomes  # noqa: F401
+
 
 class DepartmentKind(enum.StrEnum):
     DISTRICT = "district"  # 区县 (district, special zone, county-level city)
@@ -31,6 +35,8 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[DepartmentKind] = mapped_column(str_enum(DepartmentKind))
     hotline_number: Mapped[str] = mapped_column(String(32), default="")
+    # Where notifications go by e-mail besides the department system's webhook ("" for none).
+    notify_email: Mapped[str] = mapped_column(String(200), default="", server_default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

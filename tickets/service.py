@@ -1,5 +1,8 @@
 """Creating work orders and moving them through the lifecycle, one event and one audit line per change.
 
+Each change also writes what follows from it (`tickets.followups`: notifications to the outbox,
+the revisit task) in the same transaction, whichever page, API or job made it.
+
 Sending a ticket to departments (派单, 改派, 重办) also sets its departments' shares and its sign
 and reply deadlines here, so every caller of `apply` gets them, not only `tickets.dispatch`.
 """
@@ -14,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from hotline.accounts import audit
 from hotline.db import utcnow
-from tickets import catalog, deadlines
+from tickets import catalog, deadlines, followups
 from tickets.lifecycle import Action, next_status
 from tickets.models import (
     AssignmentRole,
@@ -94,6 +97,7 @@ def create_ticket(
             note=f"channel {channel.value}",
         )
     )
+    followups.after_create(session, ticket, now)
     return ticket
 
 
@@ -151,6 +155,7 @@ def apply(
         detail={"from": before.value, "to": after.value, "department_id": event.department_id},
         source=source,
     )
+    followups.after_event(session, ticket, event)
     return event
 
 

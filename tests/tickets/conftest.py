@@ -117,3 +117,22 @@ def make_ticket(db: sessionmaker[Session], departments: dict[str, int]) -> Calla
             return ticket.number
 
     return make
+
+
+def _drop_job_context() -> None:
+    from tickets import jobs
+
+    if jobs._context.cache_info().currsize:
+        jobs._context()[1].kw["bind"].dispose()  # close its pool, or the connections leak
+    jobs._context.cache_clear()
+
+
+@pytest.fixture
+def job_environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The environment an RQ worker of this test's hotline has, for jobs that load their settings."""
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("DATABASE_URL", settings.effective_database_url)
+    monkeypatch.setenv("REDIS_URL", settings.effective_redis_url)
+    _drop_job_context()
+    yield settings
+    _drop_job_context()
