@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from agent_desk.admin import admin_bp
 from agent_desk.agent import agent_bp
+from agent_desk.knowledge import knowledge_bp
 from agent_desk.reports import reports_bp
 from agent_desk.views import bp
 from agent_desk.wallboard import wall_bp
 
-BLUEPRINTS = (bp, agent_bp, wall_bp, reports_bp, admin_bp)
+BLUEPRINTS = (bp, agent_bp, wall_bp, reports_bp, admin_bp, knowledge_bp)
 
 __all__ = ["BLUEPRINTS"]

@@ -11,8 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import SeatEvent
+from hotline.accounts import Role, User
 from hotline.db import transaction
+from tickets import knowledge
 from tickets.catalog import seed_catalog
+from tickets.knowledge import Article, ArticleAction
 from tickets.models import Channel, Department, DepartmentKind, Ticket, TicketStatus
 from tickets.service import create_ticket
 
@@ -173,3 +176,29 @@ def test_the_department_report_page_and_exports(app: Flask, login_as: Login) -> 
     assert xlsx.data[:2] == b"PK"  # a zip container, as .xlsx files are
     login_as(agent, "agent1")
     assert agent.get("/reports/departments").status_code == 403
+
+
+def test_agents_search_the_knowledge_base_and_supervisors_publish(
+    app: Flask, login_as: Login, db: sessionmaker[Session]
+) -> None:
+    lead, agent = app.test_client(), app.test_client()
+    token = login_as(lead, "lead")
+    lead.post(
+        "/knowledge/", data={"title": "公积金提取", "body": "租房提取需提供租赁合同。", "csrf_token": token}
+    )
+    with db() as session:
+        article_id = session.scalars(select(Article.id)).one()
+    lead.post(f"/knowledge/{article_id}/submit", data={"csrf_token": token})
+    own = lead.post(f"/knowledge/{article_id}/approve", data={"csrf_token": token}, follow_redirects=True)
+    assert "审核人不能是作者本人" in own.get_data(as_text=True)
+    login_as(agent, "agent1")
+    assert agent.get("/knowledge/search?q=公积金").get_json()["articles"] == []  # not yet published
+    assert agent.get("/knowledge/").status_code == 403  # agents search; supervisors manage
+    with transaction(db) as session:
+        other = User(username="lead2", display_name="班长2", role=Role.SUPERVISOR, password_hash="x")
+        session.add(other)
+        session.flush()
+        knowledge.act(session, session.get(Article, article_id), ArticleAction.APPROVE, other.id)  # type: ignore[arg-type]
+    (found,) = agent.get("/knowledge/search?q=公积金 租房").get_json()["articles"]
+    assert found["title"] == "公积金提取"
+    assert "知识库" in agent.get("/desk/").get_data(as_text=True)

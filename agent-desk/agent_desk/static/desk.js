@@ -118,6 +118,43 @@
     suggestTimer = setTimeout(suggest, 300);
   });
 
+  // Knowledge base: search as the agent types; one click quotes an article as the answer.
+  let knowledgeTimer = null;
+  $("knowledge-query").addEventListener("input", () => {
+    clearTimeout(knowledgeTimer);
+    knowledgeTimer = setTimeout(async () => {
+      const q = $("knowledge-query").value.trim();
+      const list = $("knowledge-results");
+      list.replaceChildren();
+      if (!q) { return; }
+      const result = await call("GET", "/knowledge/search?q=" + encodeURIComponent(q));
+      const articles = result.ok ? result.data.articles : [];
+      if (!articles.length) {
+        const li = document.createElement("li");
+        li.className = "hint";
+        li.textContent = "未找到相关知识";
+        list.append(li);
+      }
+      for (const a of articles) {
+        const li = document.createElement("li");
+        const title = document.createElement("strong");
+        title.textContent = a.title;
+        const body = document.createElement("p");
+        body.textContent = a.body;
+        const use = document.createElement("button");
+        use.type = "button";
+        use.textContent = "引用答复";
+        use.addEventListener("click", () => {
+          const form = $("ticket-form");
+          form.elements.answer.value = a.body;
+          form.querySelector('input[name="outcome"][value="resolve"]').checked = true;
+        });
+        li.append(title, body, use);
+        list.append(li);
+      }
+    }, 250);
+  });
+
   $("ticket-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = event.target;
