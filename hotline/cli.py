@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hotline import keys_cli
 from hotline.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("hotline")
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model folder (default: the vosk_model setting)")
     p.add_argument("--sample", help="a mono 16-bit WAV file (default: the rendered greeting prompt)")
     p.set_defaults(func=cmd_speech_check)
+
+    keys_cli.add_parser(sub)
 
     p = add("backup", cmd_backup, "back up, verify or restore the database and recordings")
     p.add_argument("action", choices=["create", "verify", "restore"])
