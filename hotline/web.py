@@ -18,6 +18,7 @@ from flask import Flask, Response, jsonify
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
+from sqlalchemy.orm.exc import StaleDataError
 
 from acd.history import ChangeRecorder
 from acd.store import AcdStore
@@ -111,6 +112,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
+
+    @app.errorhandler(StaleDataError)
+    def stale(_error: StaleDataError) -> Any:
+        # Someone changed the record between our read and our write (optimistic locking).
+        return jsonify(error="该记录刚被他人更新，请刷新后重试"), 409
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:

@@ -18,6 +18,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from hotline.accounts import audit
 from hotline.db import transaction, utcnow
@@ -126,7 +127,7 @@ def _idempotent_step(number: str, step: Step) -> ResponseReturnValue:
             step(session, ticket, body or {}, source)
             answer = {"ticket": inbox.as_json(ticket, share, utcnow())}
             api_tokens.remember(session, department_id, key, fingerprint, 200, answer)
-    except (_Invalid, TransitionError, dispatch.DispatchError, IntegrityError) as failure:
+    except (_Invalid, TransitionError, dispatch.DispatchError, IntegrityError, StaleDataError) as failure:
         # A twin request with the same key may have committed meanwhile: then answer as it did.
         with _db()() as session:
             earlier = api_tokens.replay(session, department_id, key, fingerprint)
@@ -138,6 +139,8 @@ def _idempotent_step(number: str, step: Step) -> ResponseReturnValue:
             return error(409, "not_allowed", labels.refused(failure))
         if isinstance(failure, dispatch.DispatchError):
             return error(409, "not_allowed", str(failure))
+        if isinstance(failure, StaleDataError):
+            return error(409, "conflict", "工单刚被另一请求更新，请重新获取后再试")
         raise
     return jsonify(answer), 200
 

@@ -177,6 +177,13 @@ def ticket(number: str) -> ResponseReturnValue:
         return _page(session, *found)
 
 
+def _same_version(ticket: Ticket) -> None:
+    """Refuse an action taken on a page that was stale (someone else changed the ticket since)."""
+    sent = request.form.get("version", "")
+    if sent.isdigit() and int(sent) != ticket.version:
+        raise dispatch.DispatchError("该工单已被他人更新，请刷新页面查看最新情况后再操作")
+
+
 def _refused(number: str, message: str, status: int = 409, **forms: FlaskForm) -> ResponseReturnValue:
     """The page again with the reason on top and what the user typed still in the forms."""
     with _db()() as session:
@@ -192,6 +199,7 @@ def sign(number: str) -> ResponseReturnValue:
     try:
         with transaction(_db()) as session:
             ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
+            _same_version(ticket)
             dispatch.sign(
                 session, ticket, department_id, actor_id=current_user.id, source=request.remote_addr or ""
             )
@@ -223,6 +231,7 @@ def reply(number: str) -> ResponseReturnValue:
             received.append(attachments.receive(upload.stream, upload.filename or "", _attachments_root()))
         with transaction(_db()) as session:
             ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
+            _same_version(ticket)
             now = utcnow()
             event = dispatch.reply(
                 session,
@@ -266,6 +275,7 @@ def return_(number: str) -> ResponseReturnValue:
     try:
         with transaction(_db()) as session:
             ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
+            _same_version(ticket)
             dispatch.return_(
                 session,
                 ticket,
@@ -293,6 +303,7 @@ def extension(number: str) -> ResponseReturnValue:
     try:
         with transaction(_db()) as session:
             ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
+            _same_version(ticket)
             dispatch.request_extension(
                 session,
                 ticket,

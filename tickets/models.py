@@ -118,6 +118,11 @@ class Ticket(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
     # 并单: a merged ticket follows its lead ticket (status MERGED).
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None, index=True)
+    # Optimistic locking: every UPDATE checks and bumps it, so a change made on a stale copy
+    # (a form opened before someone else acted) fails instead of overwriting.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class TicketEvent(Base):

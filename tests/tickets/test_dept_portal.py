@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from hotline.accounts import AuditEntry
 from hotline.settings import Settings
@@ -337,3 +338,41 @@ def test_the_stylesheet_and_script_are_static_files(login: Login, make_ticket: C
     for name in ("dept.css", "dept.js"):
         with client.get(f"/dept/static/{name}") as response:
             assert response.status_code == 200
+
+
+def test_an_action_on_a_stale_page_is_refused_instead_of_overwriting(
+    db: sessionmaker[Session], login: Login, make_ticket: Callable[..., str]
+) -> None:
+    number = make_ticket("housing")
+    alice, bob = login("dept-housing"), login("dept-housing")
+    stale_page = alice.get(f"/dept/tickets/{number}").get_data(as_text=True)
+    version = stale_page.split('name="version" value="', 1)[1].split('"', 1)[0]
+    token = _token(bob, number)
+    signed = bob.post(f"/dept/tickets/{number}/sign", data={"csrf_token": token})  # Bob acts first
+    assert signed.status_code == 303
+    late = alice.post(
+        f"/dept/tickets/{number}/return",
+        data={"csrf_token": _token(alice, number), "version": version, "return_reason": "不属于本单位职责"},
+    )
+    assert late.status_code == 409 and "已被他人更新" in late.get_data(as_text=True)
+    assert _events(db, number) == ["accept", "dispatch", "sign"]  # Alice's return did not happen
+
+
+def test_a_write_from_a_stale_copy_fails_at_the_database(
+    db: sessionmaker[Session], make_ticket: Callable[..., str]
+) -> None:
+    number = make_ticket("housing")
+    first, second = db(), db()
+    try:
+        mine = first.scalars(select(Ticket).where(Ticket.number == number)).one()
+        theirs = second.scalars(select(Ticket).where(Ticket.number == number)).one()
+        theirs.title = "他人先改"
+        second.commit()
+        mine.title = "我后改"
+        with pytest.raises(StaleDataError):
+            first.commit()
+    finally:
+        first.close()
+        second.close()
+    with db() as session:
+        assert session.scalars(select(Ticket.title).where(Ticket.number == number)).one() == "他人先改"
