@@ -77,7 +77,9 @@ def test_an_unsatisfied_revisit_sends_the_ticket_back_to_the_lead_department(
         ticket = _ticket(session, number)
         assert ticket.status is TicketStatus.DISPATCHED and ticket.department_id == departments["housing"]
         assert ticket.deadline_at is not None and ticket.deadline_at > local(11, 4)  # a fresh time limit
-        told = session.scalars(select(Notification).where(Notification.kind == "ticket.dispatched")).all()
+        told = session.scalars(
+            select(Notification).where(Notification.kind == "ticket.dispatched").order_by(Notification.id)
+        ).all()
         assert "（重办）" in told[-1].body and told[-1].recipient == "housing"
         rating = session.scalars(select(Rating)).one()
         assert (

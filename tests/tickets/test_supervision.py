@@ -68,7 +68,9 @@ def test_reminders_and_supervision_across_national_day_happen_once_per_deadline(
     assert supervision.sweep(db, reply_due + dt.timedelta(hours=5)).supervised == []
     assert _actions(db, number) == ["urge", "supervise", "urge", "supervise"]
     with db() as session:
-        notes = session.scalars(select(TicketEvent.note).where(TicketEvent.action == "supervise")).all()
+        notes = session.scalars(
+            select(TicketEvent.note).where(TicketEvent.action == "supervise").order_by(TicketEvent.id)
+        ).all()
         assert notes[-1].startswith("已超过办结时限") and "请立即办结" in notes[-1]
 
 
