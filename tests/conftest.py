@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -234,3 +235,75 @@ def free_port_range(count: int) -> int:
 def ports() -> Callable[[int], int]:
     """`ports(n)`: the first of n consecutive free ports (n=1 for one)."""
     return lambda count=1: free_port() if count == 1 else free_port_range(count)
+
+
+@pytest.fixture
+def live_server(app: Any) -> Iterator[str]:
+    """The test's `app` served on a free port (threads) with its event relay, for Chromium."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from hotline.web import start_relay
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    stop = threading.Event()
+    relay = start_relay(app, stop)
+    yield f"http://127.0.0.1:{server.server_port}"
+    stop.set()
+    server.shutdown()
+    thread.join(timeout=5)
+    relay.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # Debian's chromium, never a downloaded browser; flags for a closed, headless machine.
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture
+def hotline_worker(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[bytes], Path]]]:
+    """`hotline_worker(**env)` starts `hotline worker` (its own session) and returns it and its log."""
+    import signal
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(**extra_env: str) -> tuple[subprocess.Popen[bytes], Path]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+        env.update(extra_env)
+        log = tmp_path / f"worker-{len(started)}.log"
+        with log.open("wb") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "hotline", "worker"],
+                env=env,
+                cwd=tmp_path,
+                start_new_session=True,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(worker)
+        return worker, log
+
+    yield start
+    for worker in started:
+        try:
+            os.killpg(worker.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        worker.wait(timeout=20)

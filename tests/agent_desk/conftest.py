@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.serving import make_server
 
 from acd.models import Seat
 from hotline.accounts import Role, User, hash_password
 from hotline.db import transaction
 from hotline.settings import Settings
-from hotline.web import close_app, create_app, start_relay
+from hotline.web import close_app, create_app
 from tests.helpers import login
 from tickets.models import Department, DepartmentKind
 
@@ -74,36 +71,3 @@ def app(
 def login_as() -> Callable[[FlaskClient, str], str]:
     """`login_as(client, "agent1")` logs the client in and returns its CSRF token."""
     return lambda client, username: login(client, username, PASSWORD)
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    stop = threading.Event()
-    relay = start_relay(app, stop)
-    yield f"http://127.0.0.1:{server.server_port}"
-    stop.set()
-    server.shutdown()
-    thread.join(timeout=5)
-    relay.join(timeout=5)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    # Debian's chromium, never a downloaded browser; flags for a closed, headless machine.
-    return {
-        **browser_type_launch_args,
-        "executable_path": "/usr/bin/chromium",
-        "args": [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
-    }

