@@ -1,20 +1,20 @@
-"""What a worker does with each call: admit or refuse it, answer, greet, and report it on the bus.
+"""What a worker does with each call: admit or refuse it, answer it, run its flow, report it.
 
-This is the foundation behaviour: answer, play the greeting once if there is one, then keep the
-line open (RTP silence) until the caller hangs up. The IVR menu engine takes over from
-`on_media_ready` later. Runs on the pjsua2 thread: it must not block, so bus events go through
-the `EventSink` (a queue drained by another thread).
+Implements `ivr.sip.LegListener` on the pjsua2 thread: it must not block, so bus events go
+through the `EventSink` (a queue drained by another thread) and records through `Offload`.
+Each answered call gets a `CallFlow` (the IVR), which lives until the call is disconnected.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from ivr.flow import CallFlow
 from ivr.legs import Leg, LegEvent, LegTable
 
 if TYPE_CHECKING:
+    from ivr.context import EventSink, IvrContext
     from ivr.sip import SipLeg
 
 log = logging.getLogger(__name__)
@@ -23,21 +23,26 @@ CALL_ARRIVED = "call.arrived"
 CALL_ENDED = "call.ended"
 
 
-class EventSink(Protocol):
-    def publish(self, type_: str, data: dict[str, Any]) -> None: ...
-
-
 class CallController:
-    """Implements `ivr.sip.LegListener` for one worker."""
-
-    def __init__(self, worker: str, legs: LegTable, events: EventSink, greeting: Path | None) -> None:
+    def __init__(self, worker: str, legs: LegTable, events: EventSink, ctx: IvrContext) -> None:
         self.worker = worker
         self.legs = legs
         self.events = events
-        self.greeting = greeting
-        self._by_sip_leg: dict[str, Leg] = {}
+        self.ctx = ctx
+        self._by_sip_leg: dict[str, tuple[Leg, CallFlow]] = {}
+
+    @property
+    def flows(self) -> int:
+        return len(self._by_sip_leg)
 
     def on_incoming(self, sip_leg: SipLeg) -> None:
+        if sip_leg.referred_by:
+            # A transfer the IVR asked for came back to the edge: there is no trunk to reach
+            # outside numbers yet, and answering it here would put the caller back in the menu.
+            # 404 goes back to the caller's phone (not 503: Kamailio would fail over to a worker).
+            log.info("transfer to %s refused: no outbound trunk", sip_leg.local_user)
+            sip_leg.reject(404, "No Route To Transfer Target")
+            return
         if not self.legs.can_accept_caller():
             # Kamailio fails over to the next worker on 486; a direct caller hears busy.
             log.info(
@@ -53,7 +58,8 @@ class CallController:
         )
         # Registered before answering: pjsua2 may report the media inside answer().
         self.legs.add(leg)
-        self._by_sip_leg[sip_leg.id] = leg
+        flow = CallFlow(self.ctx, sip_leg, leg)
+        self._by_sip_leg[sip_leg.id] = (leg, flow)
         if not sip_leg.answer():
             self._by_sip_leg.pop(sip_leg.id, None)
             self.legs.remove(leg.call_id)
@@ -61,24 +67,42 @@ class CallController:
         leg.apply(LegEvent.ANSWER)
         log.info("call %s from %r answered (sip %s)", leg.call_id, leg.caller, leg.sip_call_id)
         self.events.publish(CALL_ARRIVED, self._event_data(leg))
+        flow.opened_call()
 
     def on_media_ready(self, sip_leg: SipLeg) -> None:
-        if sip_leg.id not in self._by_sip_leg:
-            return
-        if self.greeting is not None:
-            sip_leg.play(self.greeting)
-        # Without a greeting the bridge sends silence until the caller hangs up.
+        found = self._by_sip_leg.get(sip_leg.id)
+        if found is not None:
+            found[1].start()
+
+    def on_dtmf(self, sip_leg: SipLeg, digit: str, method: str) -> None:
+        found = self._by_sip_leg.get(sip_leg.id)
+        if found is not None:
+            found[1].on_dtmf(digit, method)
+
+    def on_transfer_status(self, sip_leg: SipLeg, status_code: int, reason: str, final: bool) -> None:
+        found = self._by_sip_leg.get(sip_leg.id)
+        if found is not None:
+            found[1].on_transfer_status(status_code, reason, final)
 
     def on_disconnected(self, sip_leg: SipLeg, status_code: int, reason: str) -> None:
-        leg = self._by_sip_leg.pop(sip_leg.id, None)
-        if leg is None:
-            return  # refused as busy: it never became one of our calls
+        found = self._by_sip_leg.pop(sip_leg.id, None)
+        if found is None:
+            return  # refused: it never became one of our calls
+        leg, flow = found
         self.legs.remove(leg.call_id)
         leg.apply(LegEvent.HANG_UP)
+        try:
+            flow.end(status_code)
+        except Exception:
+            log.exception("call %s: closing its flow failed", leg.call_id)
         log.info("call %s ended after %.1fs (%d %s)", leg.call_id, leg.talk_seconds, status_code, reason)
         self.events.publish(
             CALL_ENDED,
-            {**self._event_data(leg), "talk_seconds": round(leg.talk_seconds, 3), "sip_status": status_code},
+            {
+                **self._event_data(leg),
+                "talk_seconds": round(leg.talk_seconds, 3),
+                "sip_status": status_code,
+            },
         )
 
     def _event_data(self, leg: Leg) -> dict[str, Any]:

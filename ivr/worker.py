@@ -1,27 +1,39 @@
 """One SIP worker process (`hotline sip-worker --index N`): wires its parts and runs the pjsua2 loop.
 
-Threads: this (main) thread owns pjsua2 and all call handling; the reporter thread talks to Redis.
-The loop waits in `libHandleEvents` for up to a second while no call is up, so an idle pool of 16
-workers costs a fraction of a percent of a core; with calls up it returns every 20 ms at most,
-so pjsua2's deferred jobs (player end-of-file and the like) run promptly. SIGTERM/SIGINT
-interrupt the wait; the worker hangs up its calls, destroys the library and exits 0.
+Threads: this (main) thread owns pjsua2 and all call handling; the reporter thread talks to Redis
+for events and heartbeats; `Offload` has one thread for SQL and one for Redis (the ACD, RQ);
+the speech client has its socket threads. The loop waits in `libHandleEvents` for up to a second
+while no call is up, so an idle pool of 16 workers costs a fraction of a percent of a core; with
+calls up it returns every 20 ms at most (sooner when a timer is due). SIGTERM/SIGINT interrupt
+the wait; the worker hangs up its calls, writes their records, destroys the library and exits 0.
+
+At start it closes what its previous run left open if it was killed: CDRs still in progress,
+voicemails being recorded (kept, as tickets), recordings (sealed), queue entries (removed).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
-from pathlib import Path
+import socket
 from types import FrameType
 from typing import Any
 
+from hotline.db import make_engine, make_session_factory, utcnow
 from hotline.settings import Settings
-from ivr import prompts
+from ivr import cdr, prompts
 from ivr.calls import CallController
+from ivr.context import IvrContext
 from ivr.legs import LegTable
+from ivr.menu import DEFAULT_MENU, Menu, MenuError, load_menu
+from ivr.offload import Offload
+from ivr.playback import PromptBook
 from ivr.reporter import Reporter
 from ivr.sip import EdgeConfig, SipEdge, SipError
+from ivr.speech_client import SpeechClient, socket_path
+from ivr.tones import ensure_tones
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,11 @@ def worker_name(index: int) -> str:
     return f"sip-worker-{index}"
 
 
+def record_name(index: int) -> str:
+    """The worker as CDRs name it: unique across softswitch hosts that share one database."""
+    return f"{worker_name(index)}@{socket.gethostname()}"
+
+
 def edge_config(settings: Settings, index: int, *, public: bool = False) -> EdgeConfig:
     """Worker `index`'s SIP port (or the public one) and its own slice of the RTP port range."""
     return EdgeConfig(
@@ -48,8 +65,14 @@ def edge_config(settings: Settings, index: int, *, public: bool = False) -> Edge
     )
 
 
-def greeting_file(settings: Settings, lang: str = "zh") -> Path | None:
-    return prompts.find(GREETING, lang=lang, root=settings.prompts_dir)
+def load_configured_menu(settings: Settings) -> Menu:
+    """The configured menu, or the shipped default when it is broken: callers are never turned away."""
+    path = settings.ivr_menu or DEFAULT_MENU
+    try:
+        return load_menu(path)
+    except (OSError, MenuError) as exc:
+        log.error("IVR menu %s is unusable, using the default menu instead:\n%s", path, exc)
+        return load_menu(DEFAULT_MENU)
 
 
 def run(settings: Settings, index: int, *, public: bool = False) -> int:
@@ -66,19 +89,41 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
             config.rtp_port_range,
         )
         return 1
+    started_at = utcnow()
     legs = LegTable(settings.sip_legs_per_worker)
     address = f"{settings.sip_host}:{config.sip_port}"
     pid = os.getpid()
+    prompt_folder = (settings.prompts_dir or prompts.default_prompts_dir()) / "audio" / prompts.DEFAULT_LANG
+    book = PromptBook(prompt_folder, extra=ensure_tones(settings.run_dir / "tones"))
+    if GREETING not in book:
+        log.info("%s: no greeting prompt in %s; run `hotline prompts render`", name, prompt_folder)
+    engine = make_engine(settings.effective_database_url)
+    edge: SipEdge | None = None
 
     def status() -> dict[str, Any]:
-        # Read from the reporter thread: two ints, consistent enough for a 1-s heartbeat.
-        return {"address": address, "legs": len(legs), "free_legs": legs.free, "pid": pid}
+        # Read from the reporter thread: small ints, consistent enough for a 1-s heartbeat.
+        wrappers = edge.wrapper_counts() if edge is not None else {}
+        return {"address": address, "legs": len(legs), "free_legs": legs.free, "pid": pid, **wrappers}
 
     reporter = Reporter(settings.effective_redis_url, "sip", name, status)
-    greeting = greeting_file(settings)
-    if greeting is None:
-        log.info("%s: no greeting prompt found; calls are answered with silence", name)
-    edge = SipEdge(config, CallController(name, legs, reporter, greeting))
+    ctx = IvrContext(
+        worker=name,
+        record_name=record_name(index),
+        menu=load_configured_menu(settings),
+        book=book,
+        events=reporter,
+        offload=Offload(lambda job: edge.post(job) if edge is not None else None, name),
+        factory=make_session_factory(engine),
+        recordings_root=settings.recordings_dir.resolve(),
+        redis_url=settings.effective_redis_url,
+        edge_address=f"{settings.sip_host}:{settings.sip_port}",
+    )
+    edge = SipEdge(config, CallController(name, legs, reporter, ctx))
+    ctx.scheduler = edge
+    if settings.vosk_model is not None:
+        # The model lives in the host's speech service, not in each of the 16 workers.
+        ctx.speech = SpeechClient(socket_path(settings), edge.post, name=name)
+    _recover(ctx, started_at)
 
     stopping = False
 
@@ -103,15 +148,46 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
                 edge.poll(BUSY_POLL_MS if edge.calls_up else IDLE_POLL_MS)
         finally:
             # Also after an unexpected error: wrappers must go before libDestroy(), not at exit.
+            ctx.stopping = True
             if edge.calls_up:
                 log.info("%s: hanging up %d call(s)", name, edge.calls_up)
             edge.shutdown()
     finally:
+        ctx.offload.shutdown()  # the records of the calls that just ended
+        if ctx.speech is not None:
+            ctx.speech.close()
         reporter.stop()
+        engine.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("%s stopped", name)
     return 0
+
+
+def _recover(ctx: IvrContext, started_at: Any) -> None:
+    """Close what this worker's previous run left open (on the SQL and Redis threads)."""
+
+    def work() -> cdr.Recovered:
+        return cdr.recover(ctx.factory, ctx.recordings_root, ctx.record_name, started_at)
+
+    def done(found: cdr.Recovered) -> None:
+        if found.calls or found.recordings:
+            log.warning(
+                "%s: closed %d call(s) and %d recording(s) left open by its previous run",
+                ctx.worker,
+                len(found.calls),
+                found.recordings,
+            )
+        for call_id in found.queued:
+            ctx.offload.redis(functools.partial(_leave_queue, ctx, call_id))
+        for ticket_id in found.voicemail_tickets:
+            ctx.offload.redis(functools.partial(ctx.queue_transcription, ticket_id))
+
+    ctx.offload.sql(work, on_done=done)
+
+
+def _leave_queue(ctx: IvrContext, call_id: str) -> None:
+    ctx.acd().leave(call_id)
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -22,10 +22,12 @@ from typing import Any
 
 import pytest
 import redis
+from sqlalchemy.orm import Session, sessionmaker
 
 from hotline import bus
 from hotline.settings import Settings, load_settings
-from ivr import kamailio
+from ivr import kamailio, prompts
+from tests.ivr.lab import Phone, tone_prompts
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 CALLER = "13800138000"
@@ -159,6 +161,7 @@ class Softswitch:
     send_options: Callable[..., str]
     procs: list[Proc] = field(default_factory=list)
     callers: list[Sipp] = field(default_factory=list)
+    phones: list[Phone] = field(default_factory=list)
 
     # Processes ----------------------------------------------------------------------------------
     def worker(
@@ -207,7 +210,19 @@ class Softswitch:
         self.procs.append(proc)
         return proc
 
+    def phone(self, user: str = CALLER, *, refuse_transfer: bool = False) -> Phone:
+        """A pjsua2 test phone (its own process) that records what it hears."""
+        record = self.root / f"phone-{len(self.phones)}-heard.wav"
+        phone = Phone(self.ports(1), self.ports(10), user, record, refuse_transfer=refuse_transfer)
+        self.phones.append(phone)
+        return phone
+
+    def uri(self, port: int | None = None, user: str = "12345") -> str:
+        return f"sip:{user}@127.0.0.1:{port or self.settings.sip_port}"
+
     def stop_all(self) -> None:
+        for phone in self.phones:
+            phone.quit()
         for caller in self.callers:
             if caller.proc.poll() is None:
                 caller.proc.kill()
@@ -230,6 +245,7 @@ class Softswitch:
         talk_ms: int = 1000,
         rtp_port: int | None = None,
         caller: str = CALLER,
+        rate: int = 50,
     ) -> Sipp:
         """Start SIPp placing `calls` calls (at most `concurrent` at once) to 127.0.0.1:`port`.
 
@@ -260,7 +276,7 @@ class Softswitch:
             "-l",
             str(concurrent),
             "-r",
-            "50",
+            str(rate),
             "-d",
             str(talk_ms),
             "-nostdin",
@@ -299,8 +315,12 @@ def softswitch(
     database_url: str,
     ports: Callable[[int], int],
     sip_options: Callable[..., str],
+    db: sessionmaker[Session],
 ) -> Iterator[Softswitch]:
-    """Ports and settings for up to 3 workers behind one Kamailio; nothing started yet."""
+    """Ports and settings for up to 3 workers behind one Kamailio; nothing started yet.
+
+    Workers write CDRs and recordings to the test database (migrated, emptied after the test).
+    """
     if shutil.which("sipp") is None:
         pytest.skip("SIPp (Debian sip-tester) is not installed")
     workers = 3
@@ -318,6 +338,8 @@ def softswitch(
         REDIS_URL=redis_url,
         DATABASE_URL=database_url,
         PYTHONUNBUFFERED="1",
+        # A worker that dies of a signal leaves its Python stacks in its log.
+        PYTHONFAULTHANDLER="1",
     )
     settings = load_settings(environ=env, config_file=tmp_path / "absent.toml")
     lab = Softswitch(tmp_path, env, settings, redis_client, ports, sip_options)
@@ -341,3 +363,21 @@ def rtp_sink() -> Iterator[Callable[[], RtpSink]]:
     finally:
         for sink in sinks:
             sink.close()
+
+
+@pytest.fixture(scope="session")
+def tone_prompt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every catalog prompt as a 0.25-s tone of its own pitch: menus run in a second, not a minute."""
+    catalog = prompts.load_catalog(prompts.default_prompts_dir())
+    return tone_prompts(tmp_path_factory.mktemp("tone-prompts"), catalog)
+
+
+@pytest.fixture(scope="session")
+def spoken_greeting_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tone prompts, but the greeting rendered from the catalog (espeak-ng) as a caller hears it."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("rendering the greeting needs espeak-ng and sox")
+    catalog = prompts.load_catalog(prompts.default_prompts_dir())
+    folder = tone_prompts(tmp_path_factory.mktemp("spoken-greeting"), catalog)
+    prompts.render_one(catalog["greeting"], folder / "audio" / "zh" / "greeting.wav")
+    return folder

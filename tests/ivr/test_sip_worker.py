@@ -113,9 +113,13 @@ def test_calls_go_on_while_redis_is_down_and_are_reported_when_it_returns(
     redis_server = embedded_redis.start(socket_path, tmp_path / "later-data")
     client = bus.connect(f"unix://{socket_path}")
     try:
-        assert softswitch.wait_for(lambda: client.xlen(bus.EVENTS_STREAM) == 2, timeout=5)
-        events = [fields["type"] for _id, fields in client.xrange(bus.EVENTS_STREAM)]
-        assert events == ["call.arrived", "call.ended"]
+
+        def calls() -> list[str]:
+            types = [fields["type"] for _id, fields in client.xrange(bus.EVENTS_STREAM)]
+            return [t for t in types if t.startswith("call.")]
+
+        assert softswitch.wait_for(lambda: "call.ended" in calls(), timeout=5)
+        assert calls() == ["call.arrived", "call.ended"]  # kept while Redis was away, in order
         assert softswitch.wait_for(lambda: "sip-worker-0" in bus.alive(client, "sip"), timeout=3)
     finally:
         client.close()

@@ -1,31 +1,38 @@
-"""The pjsua2 edge: the only module that imports pjsua2; it owns the Endpoint and every wrapper.
+"""The pjsua2 Endpoint: transports, the account, the call table, timers and the job queue.
 
 Everything here runs on the one thread that calls `SipEdge.start()` and `SipEdge.poll()`
 (`threadCnt = 0`, `mainThreadOnly`, media on the SIP ioqueue): pjsua2 callbacks are turned into
-calls on a `LegListener`, and other threads hand work in with `SipEdge.post()`. The rules from
-TELEPHONY.md that shape this module:
+calls on a `LegListener`, other threads hand work in with `SipEdge.post()`, and timers set with
+`call_later` run between polls. The rules from TELEPHONY.md that shape this module:
 - a `pj.Call` wrapper stays referenced (in `SipEdge._calls`) until its call is DISCONNECTED; its
   last reference goes in that DISCONNECTED callback, so CPython frees it as the callback returns:
   pjsua2's documented `delete this` point, on this thread, before pjsua can give the call slot to
   a new INVITE (`Call::~Call()` detaches and hangs up whatever call holds its slot). Nothing else
   may hold it strongly: `SipLeg` keeps a weak reference, and no reference cycle includes it;
-- every wrapper (players, calls, the account) is released before `libDestroy()`.
+- players and recorders are destroyed only a quarter second after they were disconnected: since
+  pjproject 2.14 the conference bridge connects, disconnects and removes ports asynchronously
+  (queued ops run on its clock thread at the next tick), but `pjsua_player_destroy` frees the
+  port at once, so a player destroyed right after `stopTransmit` is still read by the clock
+  thread (a segfault, seen here under load). Whoever seals a recording waits for its header;
+- every wrapper (players, recorders, calls, the account) is released before `libDestroy()`.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import re
 import socket
-import uuid
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import pjsua2 as pj
+
+from ivr.sip.leg import SipLeg
+from ivr.sip.wrappers import Account, Call, op
+from ivr.timers import Timer, Timers
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,12 @@ log = logging.getLogger(__name__)
 _LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 # An RFC 5626 CRLF keep-alive: pjsip drops it silently, but it wakes the ioqueue's select().
 _WAKE_PACKET = b"\r\n\r\n"
-_USER_RE = re.compile(r"<?sips?:([^@;>]+)@")
+# How long a disconnected player or recorder is kept before it is destroyed: many bridge ticks
+# (20 ms each) for the queued disconnects to have run on the clock thread, and well within the
+# second after which pjsua closes an unused sound device. That device is the bridge's clock: a
+# removal queued after it closed runs only when the next call opens it, so a recorder destroyed
+# late would finish its file (and change it) long after the call.
+RELEASE_DELAY_S = 0.25
 
 
 class SipError(RuntimeError):
@@ -51,6 +63,8 @@ class EdgeConfig:
     # pjsua log level for the console: 1 errors, 2 warnings, 3 info, 4+ debug (with SIP messages).
     log_level: int = 2
     user_agent: str = "hotline12345-ivr"
+    # What the phone network carries, in order of preference; every other codec is disabled.
+    codecs: tuple[str, ...] = ("PCMA/8000", "PCMU/8000", "G722/16000")
 
 
 class LegListener(Protocol):
@@ -62,129 +76,14 @@ class LegListener(Protocol):
     def on_media_ready(self, leg: SipLeg) -> None:
         """Audio is flowing both ways for the first time."""
 
+    def on_dtmf(self, leg: SipLeg, digit: str, method: str) -> None:
+        """A key pressed by the caller (RFC 2833 or SIP INFO)."""
+
+    def on_transfer_status(self, leg: SipLeg, status_code: int, reason: str, final: bool) -> None:
+        """Progress of a REFER this leg sent (the NOTIFYs of the transfer target's call)."""
+
     def on_disconnected(self, leg: SipLeg, status_code: int, reason: str) -> None:
-        """The call is over (hung up by either side, rejected or cancelled)."""
-
-
-class SipLeg:
-    """The listener's handle on one call; safe to keep after the call ended (it just does nothing)."""
-
-    def __init__(self, call: _Call, info: Any) -> None:
-        self.id = uuid.uuid4().hex
-        self._call = weakref.ref(call)
-        self.sip_call_id: str = info.callIdString
-        self.remote_uri: str = info.remoteUri
-        self.local_uri: str = info.localUri
-        self.answered = False
-
-    @property
-    def call_alive(self) -> bool:
-        """Whether the pjsua2 wrapper still exists (only while the call is up)."""
-        return self._call() is not None
-
-    @property
-    def remote_user(self) -> str:
-        """The caller's number (user part of the From URI), or "" for anonymous callers."""
-        match = _USER_RE.search(self.remote_uri)
-        return match.group(1) if match else ""
-
-    @property
-    def local_user(self) -> str:
-        match = _USER_RE.search(self.local_uri)
-        return match.group(1) if match else ""
-
-    def answer(self) -> bool:
-        """200 OK; False when the call is already gone (the caller gave up meanwhile)."""
-        self.answered = self._do("answer", 200)
-        return self.answered
-
-    def reject(self, status_code: int, reason: str) -> bool:
-        return self._do("hangup", status_code, reason)
-
-    def hangup(self) -> bool:
-        """BYE after the answer; before it, 503 (Kamailio then tries another worker)."""
-        return self._do("hangup", 200 if self.answered else 503)
-
-    def _do(self, action: str, status_code: int, reason: str = "") -> bool:
-        call = self._call()
-        if call is None:
-            return False
-        try:
-            getattr(call, action)(_op(status_code, reason))
-        except pj.Error as exc:
-            log.warning("%s %d on %s failed: %s", action, status_code, self.sip_call_id, exc.reason)
-            return False
-        return True
-
-    def play(self, path: Path) -> bool:
-        """Play a WAV file to the caller once; False when it cannot (no media, bad file)."""
-        call = self._call()
-        if call is None or call.audio is None:
-            return False
-        player = pj.AudioMediaPlayer()
-        try:
-            player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
-            player.startTransmit(call.audio)
-        except pj.Error as exc:
-            log.warning("cannot play %s to %s: %s", path, self.sip_call_id, exc.reason)
-            return False
-        # Owned by the call: released with it, on this thread, before libDestroy().
-        call.players.append(player)
-        return True
-
-
-def _op(status_code: int, reason: str = "") -> Any:
-    prm = pj.CallOpParam()
-    prm.statusCode = status_code
-    if reason:
-        prm.reason = reason
-    return prm
-
-
-class _Call(pj.Call):  # type: ignore[misc]
-    """pjsua2's Call with its camelCase callbacks; knows its SipLeg, audio and players."""
-
-    def __init__(self, edge: SipEdge, account: _Account, call_id: int) -> None:
-        super().__init__(account, call_id)
-        self.edge = edge
-        self.leg: SipLeg | None = None
-        self.audio: Any = None
-        self.players: list[Any] = []
-
-    def onCallState(self, prm: Any) -> None:
-        try:
-            info = self.getInfo()
-            if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                self.edge._call_disconnected(self, info.lastStatusCode, info.lastReason)
-        except Exception:
-            log.exception("onCallState failed")
-
-    def onCallMediaState(self, prm: Any) -> None:
-        try:
-            info = self.getInfo()
-            for media in info.media:
-                if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                    first = self.audio is None
-                    self.audio = self.getAudioMedia(media.index)
-                    if first:
-                        self.edge._media_up(self)
-                    return
-        except Exception:
-            log.exception("onCallMediaState failed")
-
-
-class _Account(pj.Account):  # type: ignore[misc]
-    """The one account: receives every incoming INVITE, whatever user it is for."""
-
-    def __init__(self, edge: SipEdge) -> None:
-        super().__init__()
-        self.edge = edge
-
-    def onIncomingCall(self, prm: Any) -> None:
-        try:
-            self.edge._incoming(self, prm.callId)
-        except Exception:
-            log.exception("onIncomingCall failed")
+        """The call is over (hung up by either side, rejected or cancelled); recorders are closed."""
 
 
 class SipEdge:
@@ -194,12 +93,20 @@ class SipEdge:
         self.config = config
         self.listener = listener
         self._ep: Any = None
-        self._account: _Account | None = None
-        self._calls: dict[str, _Call] = {}  # by SipLeg.id (pjsua reuses its call ids), while up
-        # Players of ended calls and handles to check their wrappers are gone, after each poll.
-        self._spent_players: list[Any] = []
+        self._account: Account | None = None
+        self._calls: dict[str, Call] = {}  # by SipLeg.id (pjsua reuses its call ids), while up
+        # Disconnected players and recorders, destroyed once their deadline has passed, and
+        # handles to check that ended calls' wrappers are gone, after each poll.
+        self._spent: list[tuple[float, list[Any]]] = []
         self._ended_legs: list[SipLeg] = []
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.timers = Timers()
+        # Every wrapper ever made, weakly: what is still alive after its call ended is a leak.
+        self._live: dict[str, weakref.WeakSet[Any]] = {
+            "calls": weakref.WeakSet(),
+            "players": weakref.WeakSet(),
+            "recorders": weakref.WeakSet(),
+        }
         self._waker: socket.socket | None = None
         self._wake_addr: tuple[Any, ...] = ()
 
@@ -241,7 +148,8 @@ class SipEdge:
             if cfg.tcp:
                 self._ep.transportCreate(pj.PJSIP_TRANSPORT_TCP, transport)
             self._ep.libStart()
-            self._account = _Account(self)
+            self._set_codecs()
+            self._account = Account(self)
             self._account.create(self._account_config(), True)
         except pj.Error as exc:
             self._destroy()
@@ -262,6 +170,13 @@ class SipEdge:
             cfg.max_calls,
         )
 
+    def _set_codecs(self) -> None:
+        wanted = {name.lower(): 255 - i for i, name in enumerate(self.config.codecs)}
+        for codec in self._ep.codecEnum2():
+            # pjsua names codecs "PCMA/8000/1": the channel count is left out of the setting.
+            name = codec.codecId.rsplit("/", 1)[0].lower()
+            self._ep.codecSetPriority(codec.codecId, wanted.get(name, 0))
+
     def _account_config(self) -> Any:
         cfg = self.config
         uri_host = _LOOPBACK.get(cfg.host, cfg.host)
@@ -279,8 +194,17 @@ class SipEdge:
         return acc
 
     def poll(self, timeout_ms: int) -> None:
-        """Wait up to `timeout_ms` for SIP/RTP events, then run posted jobs and release ended calls."""
+        """Wait up to `timeout_ms` (less if a timer is due sooner) for SIP/RTP events, then run due
+        timers and posted jobs, and release what ended calls left behind."""
+        due = self.timers.next_delay()
+        if self._spent:
+            # Spent wrappers are released on time even by an idle worker (see RELEASE_DELAY_S).
+            spent_due = max(0.0, self._spent[0][0] - time.monotonic())
+            due = spent_due if due is None else min(due, spent_due)
+        if due is not None:
+            timeout_ms = min(timeout_ms, int(due * 1000) + 1)
         self._ep.libHandleEvents(timeout_ms)
+        self.timers.run_due()
         while True:
             try:
                 job = self._jobs.get_nowait()
@@ -301,6 +225,14 @@ class SipEdge:
                 waker.sendto(_WAKE_PACKET, self._wake_addr)
             except OSError:
                 pass  # the loop still runs the job at its next timeout
+
+    def call_later(self, delay_s: float, job: Callable[[], None]) -> Timer:
+        """Run `job` on the pjsua2 thread after `delay_s`; only from the pjsua2 thread."""
+        return self.timers.call_later(delay_s, job)
+
+    def wrapper_counts(self) -> dict[str, int]:
+        """pjsua2 wrappers alive now, by kind; all zero on an idle worker (read from any thread)."""
+        return {kind: len(alive) for kind, alive in self._live.items()}
 
     @property
     def calls_up(self) -> int:
@@ -324,11 +256,16 @@ class SipEdge:
         if self._calls:
             log.warning("%d call(s) did not end within %d ms; dropping them", len(self._calls), grace_ms)
             for call in self._calls.values():
-                self._spent_players.extend(call.players)
+                self._retire([*call.players, *call.recorders.values()])
                 call.players.clear()
+                call.recorders.clear()
             # Still before libDestroy(): ~Call() hangs up what is left.
             self._calls.clear()
-        self._release_spent()
+        # Let the bridge run the queued disconnects before the last players and recorders go.
+        deadline = time.monotonic() + RELEASE_DELAY_S
+        while self._spent and time.monotonic() < deadline:
+            self.poll(50)
+        self._release_spent(everything=True)
         self._destroy()
 
     def _destroy(self) -> None:
@@ -348,18 +285,27 @@ class SipEdge:
             self._waker = None
 
     # Callbacks from the wrappers (pjsua2 thread) ---------------------------------------------
-    def _incoming(self, account: _Account, call_id: int) -> None:
-        call = _Call(self, account, call_id)
-        leg = SipLeg(call, call.getInfo())
+    def _track(self, kind: str, wrapper: Any) -> None:
+        self._live[kind].add(wrapper)
+
+    def _retire(self, wrappers: list[Any]) -> None:
+        """Destroy these (already disconnected) players or recorders after RELEASE_DELAY_S."""
+        if wrappers:
+            self._spent.append((time.monotonic() + RELEASE_DELAY_S, list(wrappers)))
+
+    def _incoming(self, account: Account, call_id: int, message: str) -> None:
+        call = Call(self, account, call_id)
+        self._track("calls", call)
+        leg = SipLeg(call, call.getInfo(), message)
         call.leg = leg
         self._calls[leg.id] = call
         try:
             self.listener.on_incoming(leg)
         except Exception:
             log.exception("listener failed on incoming call %s", leg.sip_call_id)
-            call.hangup(_op(500))
+            call.hangup(op(500))
 
-    def _media_up(self, call: _Call) -> None:
+    def _media_up(self, call: Call) -> None:
         # The null sound device is the conference bridge's clock: without it no RTP is sent.
         # pjsua closes it one second after the bridge was last "in use" (sndAutoCloseTime), and
         # only a conference connection counts as use, not a call. Connecting the caller to it
@@ -371,20 +317,31 @@ class SipEdge:
         if call.leg is not None:
             self.listener.on_media_ready(call.leg)
 
-    def _call_disconnected(self, call: _Call, status_code: int, reason: str) -> None:
+    def _dtmf(self, call: Call, digit: str, method: str) -> None:
+        if call.leg is not None:
+            self.listener.on_dtmf(call.leg, digit, method)
+
+    def _transfer_status(self, call: Call, status_code: int, reason: str, final: bool) -> None:
+        if call.leg is not None:
+            self.listener.on_transfer_status(call.leg, status_code, reason, final)
+
+    def _call_disconnected(self, call: Call, status_code: int, reason: str) -> None:
         # Drop our reference: the wrapper dies when pjsua2's DISCONNECTED callback returns.
-        # Players are not tied to a call slot, so they can wait for the end of this poll.
+        # Players and recorders are not tied to a call slot: they go after RELEASE_DELAY_S.
         if call.leg is None:
             return
         self._calls.pop(call.leg.id, None)
-        self._spent_players.extend(call.players)
+        self._retire([*call.players, *call.recorders.values()])
         call.players.clear()
+        call.recorders.clear()
         call.audio = None
         self._ended_legs.append(call.leg)
         self.listener.on_disconnected(call.leg, status_code, reason)
 
-    def _release_spent(self) -> None:
-        self._spent_players.clear()
+    def _release_spent(self, everything: bool = False) -> None:
+        now = time.monotonic()
+        while self._spent and (everything or self._spent[0][0] <= now):
+            self._spent.pop(0)  # the last references: pjsua destroys them here
         for leg in self._ended_legs:
             if leg.call_alive:
                 # Something kept the wrapper alive; it would hang up the next call in its slot.

@@ -1,0 +1,196 @@
+"""A pjsua2 test phone in its own process, driven by the SIP tests over stdin and stdout.
+
+    python tests/ivr/phone.py --port P --rtp-port R --user 13800138000 --record heard.wav
+
+Commands, one per line on stdin:
+    call <uri>            place the call
+    dtmf <digits>         RFC 2833 (`call.dialDtmf`)
+    info <digits>         SIP INFO (application/dtmf-relay)
+    play <file.wav>       speak: play a WAV file into the call (its voice)
+    hangup                end the call
+    quit                  close the recording and exit
+Events, one per line on stdout: `ready`, `confirmed`, `media`, `transfer <uri>`,
+`disconnected <code>`, `closed` (the recording file is complete), `error <text>`.
+
+A transfer request (REFER) is accepted (pjsua places the new call) or, with `--refuse-transfer`,
+declined with 603. Everything pjsua2 does runs on the main thread; stdin is read by a thread
+that hands the commands over through a queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+from typing import Any
+
+import pjsua2 as pj
+
+
+def say(*words: object) -> None:
+    print(*words, flush=True)
+
+
+class PhoneCall(pj.Call):  # type: ignore[misc]
+    def __init__(self, phone: Phone, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(phone.account, call_id)
+        self.phone = phone
+        self.audio: Any = None
+
+    def onCallState(self, prm: Any) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            say("confirmed")
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            say("disconnected", info.lastStatusCode)
+            self.phone.ended(self)
+
+    def onCallMediaState(self, prm: Any) -> None:
+        info = self.getInfo()
+        for media in info.media:
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                if self.audio is None:
+                    self.audio = self.getAudioMedia(media.index)
+                    self.phone.media_up(self)
+                return
+
+    def onCallTransferRequest(self, prm: Any) -> None:
+        say("transfer", prm.dstUri)
+        if self.phone.refuse_transfer:
+            prm.statusCode = 603
+        else:
+            new = PhoneCall(self.phone)
+            self.phone.calls.append(new)
+            prm.newCall = new
+
+
+class Phone:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.refuse_transfer = bool(args.refuse_transfer)
+        self.record_path: str = args.record
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.medConfig.clockRate = 8000
+        cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.noVad = True
+        cfg.medConfig.hasIoqueue = False
+        cfg.medConfig.threadCnt = 0
+        cfg.logConfig.level = 1
+        cfg.logConfig.consoleLevel = 1
+        self.ep.libInit(cfg)
+        self.ep.audDevManager().setNullDev()
+        transport = pj.TransportConfig()
+        transport.port = args.port
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        self.ep.libStart()
+        acc = pj.AccountConfig()
+        acc.idUri = f"sip:{args.user}@127.0.0.1:{args.port}"
+        acc.mediaConfig.transportConfig.port = args.rtp_port
+        acc.mediaConfig.transportConfig.portRange = 10
+        self.account = pj.Account()
+        self.account.create(acc, True)
+        self.calls: list[PhoneCall] = []
+        self.call: PhoneCall | None = None
+        self.recorder: Any = None
+        self.players: list[Any] = []
+
+    def media_up(self, call: PhoneCall) -> None:
+        say("media")
+        # The null sound device clocks the bridge only while something is connected to it.
+        call.audio.startTransmit(self.ep.audDevManager().getPlaybackDevMedia())
+        if call is self.call and self.recorder is None and self.record_path:
+            self.recorder = pj.AudioMediaRecorder()
+            self.recorder.createRecorder(self.record_path)
+            call.audio.startTransmit(self.recorder)
+
+    def ended(self, call: PhoneCall) -> None:
+        if call is self.call:
+            self.close_recording()
+
+    def close_recording(self) -> None:
+        if self.recorder is not None:
+            self.recorder = None  # destroying the recorder writes the final WAV header
+            say("closed")
+
+    def command(self, line: str) -> bool:
+        verb, _, arg = line.strip().partition(" ")
+        try:
+            if verb == "call":
+                self.call = PhoneCall(self)
+                self.calls.append(self.call)
+                prm = pj.CallOpParam(True)
+                self.call.makeCall(arg, prm)
+            elif verb == "dtmf" and self.call is not None:
+                self.call.dialDtmf(arg)
+            elif verb == "info" and self.call is not None:
+                for digit in arg:
+                    prm = pj.CallSendDtmfParam()
+                    prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+                    prm.digits = digit
+                    self.call.sendDtmf(prm)
+            elif verb == "play" and self.call is not None and self.call.audio is not None:
+                player = pj.AudioMediaPlayer()
+                player.createPlayer(arg, pj.PJMEDIA_FILE_NO_LOOP)
+                player.startTransmit(self.call.audio)
+                self.players.append(player)
+            elif verb == "hangup" and self.call is not None:
+                self.call.hangup(pj.CallOpParam(True))
+            elif verb == "quit":
+                return False
+            else:
+                say("error", f"cannot {line.strip()!r} now")
+        except pj.Error as exc:
+            say("error", exc.reason)
+        return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rtp-port", type=int, required=True)
+    parser.add_argument("--user", default="13800138000")
+    parser.add_argument("--record", default="")
+    parser.add_argument("--refuse-transfer", action="store_true")
+    args = parser.parse_args()
+    phone = Phone(args)
+    commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            commands.put(line)
+        commands.put("quit")
+
+    threading.Thread(target=read, daemon=True).start()
+    say("ready")
+    running = True
+    while running:
+        phone.ep.libHandleEvents(10)
+        while running:
+            try:
+                line = commands.get_nowait()
+            except queue.Empty:
+                break
+            running = phone.command(line)
+    for call in phone.calls:
+        try:
+            if call.isActive():
+                call.hangup(pj.CallOpParam(True))
+        except pj.Error:
+            pass
+    for _ in range(30):
+        phone.ep.libHandleEvents(10)
+    phone.close_recording()
+    phone.players.clear()
+    sys.stdout.flush()
+    # Skip pjsua2's destructors: a test phone needs no orderly teardown, and a late Call
+    # destructor after libDestroy() aborts the process (TELEPHONY.md).
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
