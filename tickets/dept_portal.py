@@ -8,6 +8,7 @@ never a 403, so its existence is not revealed. Every step goes through `tickets.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -23,8 +24,7 @@ from wtforms.validators import DataRequired, Length
 
 from hotline.accounts import Role, audit, require_role
 from hotline.db import transaction, utcnow
-from tickets import attachments, deadlines, dispatch, inbox, labels
-from tickets.lifecycle import TransitionError
+from tickets import attachments, deadlines, dispatch, inbox, labels, steps
 from tickets.models import Attachment, Ticket, TicketAssignment
 
 bp = Blueprint(
@@ -177,13 +177,6 @@ def ticket(number: str) -> ResponseReturnValue:
         return _page(session, *found)
 
 
-def _same_version(ticket: Ticket) -> None:
-    """Refuse an action taken on a page that was stale (someone else changed the ticket since)."""
-    sent = request.form.get("version", "")
-    if sent.isdigit() and int(sent) != ticket.version:
-        raise dispatch.DispatchError("该工单已被他人更新，请刷新页面查看最新情况后再操作")
-
-
 def _refused(number: str, message: str, status: int = 409, **forms: FlaskForm) -> ResponseReturnValue:
     """The page again with the reason on top and what the user typed still in the forms."""
     with _db()() as session:
@@ -192,21 +185,37 @@ def _refused(number: str, message: str, status: int = 409, **forms: FlaskForm) -
         return _page(session, *found, status=status, **forms)
 
 
+def _act(
+    number: str, step: Callable[[Session, Ticket, int], object], **forms: FlaskForm
+) -> ResponseReturnValue | None:
+    """Take `step` on this department's ticket from the version the page showed; None when
+    done, else the page again with the reason (`tickets.steps`)."""
+    department_id = _department_id()
+
+    def find(session: Session) -> Ticket | None:
+        found = inbox.find(session, department_id, number, for_update=True)
+        return found[0] if found is not None else None
+
+    try:
+        steps.run(_db(), find, request.form.get("version", ""), lambda s, t: step(s, t, department_id))
+    except steps.NotFound:
+        _not_found()
+    except steps.Refused as refused:
+        return _refused(number, str(refused), **forms)
+    return None
+
+
 @bp.post("/tickets/<number>/sign")
 @require_role(Role.DEPARTMENT)
 def sign(number: str) -> ResponseReturnValue:
-    department_id = _department_id()
-    try:
-        with transaction(_db()) as session:
-            ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
-            _same_version(ticket)
-            dispatch.sign(
-                session, ticket, department_id, actor_id=current_user.id, source=request.remote_addr or ""
-            )
-    except TransitionError as error:
-        return _refused(number, labels.refused(error))
-    except dispatch.DispatchError as error:
-        return _refused(number, str(error))
+    def step(session: Session, ticket: Ticket, department_id: int) -> object:
+        return dispatch.sign(
+            session, ticket, department_id, actor_id=current_user.id, source=request.remote_addr or ""
+        )
+
+    refused = _act(number, step)
+    if refused is not None:
+        return refused
     flash("已签收", "info")
     return redirect(url_for("dept.ticket", number=number), 303)
 
@@ -226,41 +235,41 @@ def reply(number: str) -> ResponseReturnValue:
             number, f"附件最多 {attachments.MAX_FILES} 个，本次未保存任何内容", 400, reply_form=form
         )
     received: list[attachments.Received] = []
+
+    def step(session: Session, ticket: Ticket, department_id: int) -> object:
+        now = utcnow()
+        event = dispatch.reply(
+            session,
+            ticket,
+            department_id,
+            form.reply_text.data,
+            actor_id=current_user.id,
+            now=now,
+            source=request.remote_addr or "",
+        )
+        session.flush()
+        return attachments.store(
+            session,
+            received,
+            _attachments_root(),
+            ticket_id=ticket.id,
+            department_id=department_id,
+            event_id=event.id,
+            uploaded_by_id=current_user.id,
+            now=now,
+        )
+
     try:
+        # Files are checked before the ticket is locked: a bad one stops the reply early.
         for upload in uploads:
             received.append(attachments.receive(upload.stream, upload.filename or "", _attachments_root()))
-        with transaction(_db()) as session:
-            ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
-            _same_version(ticket)
-            now = utcnow()
-            event = dispatch.reply(
-                session,
-                ticket,
-                department_id,
-                form.reply_text.data,
-                actor_id=current_user.id,
-                now=now,
-                source=request.remote_addr or "",
-            )
-            session.flush()
-            attachments.store(
-                session,
-                received,
-                _attachments_root(),
-                ticket_id=ticket.id,
-                department_id=department_id,
-                event_id=event.id,
-                uploaded_by_id=current_user.id,
-                now=now,
-            )
+        refused = _act(number, step, reply_form=form)
     except attachments.AttachmentError as error:
         return _refused(number, f"{error}。本次答复未提交，请修改后重新提交", 400, reply_form=form)
-    except TransitionError as error:
-        return _refused(number, labels.refused(error), reply_form=form)
-    except dispatch.DispatchError as error:
-        return _refused(number, str(error), reply_form=form)
     finally:
         attachments.discard(received)  # whatever was not stored (the stored ones were moved)
+    if refused is not None:
+        return refused
     flash(f"已提交办理结果{f'（附件 {len(received)} 个）' if received else ''}", "info")
     return redirect(url_for("dept.ticket", number=number), 303)
 
@@ -268,26 +277,23 @@ def reply(number: str) -> ResponseReturnValue:
 @bp.post("/tickets/<number>/return")
 @require_role(Role.DEPARTMENT)
 def return_(number: str) -> ResponseReturnValue:
-    department_id = _department_id()
     form = ReturnForm()
     if not form.validate():
         return _refused(number, "请填写退单理由", 400, return_form=form)
-    try:
-        with transaction(_db()) as session:
-            ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
-            _same_version(ticket)
-            dispatch.return_(
-                session,
-                ticket,
-                department_id,
-                form.return_reason.data,
-                actor_id=current_user.id,
-                source=request.remote_addr or "",
-            )
-    except TransitionError as error:
-        return _refused(number, labels.refused(error), return_form=form)
-    except dispatch.DispatchError as error:
-        return _refused(number, str(error), return_form=form)
+
+    def step(session: Session, ticket: Ticket, department_id: int) -> object:
+        return dispatch.return_(
+            session,
+            ticket,
+            department_id,
+            form.return_reason.data,
+            actor_id=current_user.id,
+            source=request.remote_addr or "",
+        )
+
+    refused = _act(number, step, return_form=form)
+    if refused is not None:
+        return refused
     flash("已退单，等待中心审核改派", "info")
     return redirect(url_for("dept.ticket", number=number), 303)
 
@@ -295,29 +301,26 @@ def return_(number: str) -> ResponseReturnValue:
 @bp.post("/tickets/<number>/extension")
 @require_role(Role.DEPARTMENT)
 def extension(number: str) -> ResponseReturnValue:
-    department_id = _department_id()
     form = ExtensionForm()
     if not form.validate():
         return _refused(number, "请填写延期理由和新的办结日期", 400, extension_form=form)
     proposed: dt.date = form.extension_date.data
-    try:
-        with transaction(_db()) as session:
-            ticket, _share = inbox.find(session, department_id, number, for_update=True) or _not_found()
-            _same_version(ticket)
-            dispatch.request_extension(
-                session,
-                ticket,
-                department_id,
-                form.extension_reason.data,
-                proposed,
-                actor_id=current_user.id,
-                policy=_policy(),
-                source=request.remote_addr or "",
-            )
-    except TransitionError as error:
-        return _refused(number, labels.refused(error), extension_form=form)
-    except dispatch.DispatchError as error:
-        return _refused(number, str(error), extension_form=form)
+
+    def step(session: Session, ticket: Ticket, department_id: int) -> object:
+        return dispatch.request_extension(
+            session,
+            ticket,
+            department_id,
+            form.extension_reason.data,
+            proposed,
+            actor_id=current_user.id,
+            policy=_policy(),
+            source=request.remote_addr or "",
+        )
+
+    refused = _act(number, step, extension_form=form)
+    if refused is not None:
+        return refused
     flash(f"已申请延期至 {proposed.isoformat()}，等待中心审核", "info")
     return redirect(url_for("dept.ticket", number=number), 303)
 

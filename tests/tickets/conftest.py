@@ -18,6 +18,7 @@ from hotline.db import transaction
 from hotline.seed import DEPARTMENTS
 from hotline.settings import Settings
 from hotline.web import close_app, create_app
+from tests import helpers
 from tickets import catalog, dispatch
 from tickets.models import Channel, Department
 from tickets.service import create_ticket
@@ -74,23 +75,15 @@ def app(
     close_app(app)
 
 
-def csrf_token(client: FlaskClient, path: str = "/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    marker = 'name="csrf_token" type="hidden" value="'
-    start = page.index(marker) + len(marker)
-    return page[start : page.index('"', start)]
-
-
 @pytest.fixture
 def login(app: Flask) -> Callable[[str], FlaskClient]:
     """A test client logged in as `username`."""
 
     def log_in(username: str) -> FlaskClient:
         client = app.test_client()
-        response = client.post(
-            "/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(client)}
-        )
-        assert response.status_code == 302, response.get_data(as_text=True)
+        helpers.login(client, username, PASSWORD)
+        with client.session_transaction() as cookie:
+            assert "_user_id" in cookie, f"{username} could not log in"
         return client
 
     return log_in
