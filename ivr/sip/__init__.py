@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr.sip.edge import EdgeConfig, LegListener, SipEdge, SipError
+from ivr.sip.edge import DialListener, EdgeConfig, LegListener, SipEdge, SipError
 from ivr.sip.leg import SipLeg
 
-__all__ = ["EdgeConfig", "LegListener", "SipEdge", "SipError", "SipLeg"]
+__all__ = ["DialListener", "EdgeConfig", "LegListener", "SipEdge", "SipError", "SipLeg"]

@@ -86,6 +86,22 @@ class LegListener(Protocol):
         """The call is over (hung up by either side, rejected or cancelled); recorders are closed."""
 
 
+class DialListener(Protocol):
+    """What the edge reports about a call it placed (`SipEdge.dial`); pjsua2 thread, never blocks."""
+
+    def on_answered(self, leg: SipLeg) -> None:
+        """The callee answered (200 OK, ACKed)."""
+
+    def on_media_ready(self, leg: SipLeg) -> None: ...
+
+    def on_dtmf(self, leg: SipLeg, digit: str, method: str) -> None: ...
+
+    def on_transfer_status(self, leg: SipLeg, status_code: int, reason: str, final: bool) -> None: ...
+
+    def on_disconnected(self, leg: SipLeg, status_code: int, reason: str) -> None:
+        """Over: hung up, or never answered (486 busy, 408/480 no answer, 4xx-6xx failed)."""
+
+
 class SipEdge:
     """One pjsua2 Endpoint with UDP/TCP transports and an account that takes calls to any user."""
 
@@ -230,6 +246,25 @@ class SipEdge:
         """Run `job` on the pjsua2 thread after `delay_s`; only from the pjsua2 thread."""
         return self.timers.call_later(delay_s, job)
 
+    def dial(self, uri: str, listener: DialListener, *, from_uri: str = "") -> SipLeg:
+        """Place a call to `uri`; its progress goes to `listener`. `SipError` if it cannot start."""
+        if self._account is None:
+            raise SipError("SIP is not started")
+        call = Call(self, self._account, pj.PJSUA_INVALID_ID)
+        call.listener = listener
+        prm = pj.CallOpParam(True)
+        if from_uri:
+            prm.txOption.localUri = from_uri
+        try:
+            call.makeCall(uri, prm)
+        except pj.Error as exc:
+            raise SipError(f"cannot call {uri}: {exc.reason}") from exc
+        self._track("calls", call)
+        leg = SipLeg(call, call.getInfo())
+        call.leg = leg
+        self._calls[leg.id] = call  # referenced until DISCONNECTED, like an incoming call
+        return leg
+
     def wrapper_counts(self) -> dict[str, int]:
         """pjsua2 wrappers alive now, by kind; all zero on an idle worker (read from any thread)."""
         return {kind: len(alive) for kind, alive in self._live.items()}
@@ -315,15 +350,21 @@ class SipEdge:
         except pj.Error as exc:
             log.warning("cannot connect a call to the bridge clock: %s", exc.reason)
         if call.leg is not None:
-            self.listener.on_media_ready(call.leg)
+            (call.listener or self.listener).on_media_ready(call.leg)
 
     def _dtmf(self, call: Call, digit: str, method: str) -> None:
         if call.leg is not None:
-            self.listener.on_dtmf(call.leg, digit, method)
+            (call.listener or self.listener).on_dtmf(call.leg, digit, method)
 
     def _transfer_status(self, call: Call, status_code: int, reason: str, final: bool) -> None:
         if call.leg is not None:
-            self.listener.on_transfer_status(call.leg, status_code, reason, final)
+            (call.listener or self.listener).on_transfer_status(call.leg, status_code, reason, final)
+
+    def _call_confirmed(self, call: Call) -> None:
+        # Only calls placed here care: an incoming call is ours from the moment we answer it.
+        if call.leg is not None and call.listener is not None and not call.leg.answered:
+            call.leg.answered = True
+            call.listener.on_answered(call.leg)
 
     def _call_disconnected(self, call: Call, status_code: int, reason: str) -> None:
         # Drop our reference: the wrapper dies when pjsua2's DISCONNECTED callback returns.
@@ -336,7 +377,8 @@ class SipEdge:
         call.recorders.clear()
         call.audio = None
         self._ended_legs.append(call.leg)
-        self.listener.on_disconnected(call.leg, status_code, reason)
+        listener, call.listener = call.listener or self.listener, None
+        listener.on_disconnected(call.leg, status_code, reason)
 
     def _release_spent(self, everything: bool = False) -> None:
         now = time.monotonic()

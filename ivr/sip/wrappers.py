@@ -41,6 +41,8 @@ class Call(pj.Call):  # type: ignore[misc]
         super().__init__(account, call_id)
         self.edge = edge
         self.leg: SipLeg | None = None
+        # An outgoing call's own listener (ivr.outbound); incoming calls report to the edge's.
+        self.listener: Any = None
         self.audio: Any = None
         self.players: list[Any] = []  # pj.AudioMediaPlayer
         self.recorders: dict[str, Any] = {}  # pj.AudioMediaRecorder, by file path
@@ -50,6 +52,8 @@ class Call(pj.Call):  # type: ignore[misc]
             info = self.getInfo()
             if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 self.edge._call_disconnected(self, info.lastStatusCode, info.lastReason)
+            elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+                self.edge._call_confirmed(self)
         except Exception:
             log.exception("onCallState failed")
 
