@@ -41,7 +41,31 @@ def redis_specs(settings: Settings) -> list[ChildSpec]:
     ]
 
 
+def speech_specs(settings: Settings) -> list[ChildSpec]:
+    """The host's one speech recogniser, when a vosk model is configured (else DTMF only)."""
+    if settings.vosk_model is None:
+        return []
+    from ivr import speech_client, speech_service
+
+    sock = speech_client.socket_path(settings)
+    return [
+        ChildSpec(
+            name="speech",
+            argv=[sys.executable, "-m", "ivr.speech_service"],
+            # Loading a model takes seconds; workers started meanwhile would run without speech.
+            ready=lambda: speech_service.ping(sock),
+            ready_timeout_s=60,
+            listens=f"unix://{sock} (vosk {settings.vosk_model})",
+        )
+    ]
+
+
 def softswitch_specs(settings: Settings) -> list[ChildSpec]:
+    """The speech service (if configured), then the SIP edge and its workers."""
+    return [*speech_specs(settings), *sip_specs(settings)]
+
+
+def sip_specs(settings: Settings) -> list[ChildSpec]:
     """The SIP edge: Kamailio in front of the worker pool, or one worker on the public port."""
     from ivr import kamailio
 

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.db import make_engine, make_session_factory, transaction
 from hotline.settings import Settings, load_settings
-from recordings import transcribe
 from recordings.models import Recording
 from tickets import delivery, supervision
 from tickets.lifecycle import Action
@@ -75,6 +74,10 @@ def transcribe_voicemail(ticket_id: int) -> str:
     if settings.vosk_model is None:
         text, note = NO_SPEECH_ENGINE, "留言未转写（未配置语音识别）"
     else:
+        # Imported here: vosk's native library should load only in the process that decodes,
+        # not in every SIP worker that registers a voicemail or web process that reads PERIODIC.
+        from recordings import transcribe
+
         # An error here makes RQ retry; the ticket exists already, so nothing is lost meanwhile.
         model = transcribe.load_model(settings.vosk_model)
         text, note = transcribe.transcribe_wav(model, path) or UNRECOGNISED, "留言已转写"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.resources
 import shutil
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Disposition
+from hotline import processes
 from ivr import speech_service
 from ivr.speech_client import socket_path
 from tests.ivr.lab import CALLER, closed, event, speak_korean
@@ -54,9 +54,9 @@ def test_a_spoken_keyword_routes_like_its_key_and_hanging_up_while_listening_lea
         "HOTLINE_IVR_MENU": str(menu),
         "HOTLINE_VOSK_MODEL": str(MODEL),
     }
-    service = softswitch._spawn(
-        "speech", [sys.executable, "-m", "ivr.speech_service"], {**softswitch.env, **env}
-    )
+    # The same command `hotline serve` and `hotline softswitch` run when a model is configured.
+    (spec,) = processes.speech_specs(softswitch.settings.model_copy(update={"vosk_model": MODEL}))
+    service = softswitch._spawn("speech", list(spec.argv), {**softswitch.env, **env})
     sock = socket_path(softswitch.settings)
     assert softswitch.wait_for(lambda: speech_service.ping(sock), timeout=20), service.output()
     softswitch.worker(0, public=True, env=env)
