@@ -42,6 +42,7 @@ from pathlib import Path
 # bench/tickets.py would shadow the `tickets` package that the models import: keep this folder off
 # the import path (`python bench/sip_load.py` puts it first).
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.helpers
 
 import redis  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
@@ -52,6 +53,7 @@ from hotline.db import make_engine, make_session_factory  # noqa: E402
 from hotline.settings import Settings, load_settings  # noqa: E402
 from ivr import kamailio, prompts  # noqa: E402
 from recordings.models import Recording  # noqa: E402
+from tests.helpers import free_port_range  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -123,23 +125,6 @@ MEDIA = f"""<nop><action><exec play_pcap_audio="{SIPP_PCAPS}/g711a.pcap"/></acti
   <nop><action><exec play_pcap_audio="{SIPP_PCAPS}/dtmf_2833_0.pcap"/></action></nop>"""
 
 
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free UDP/TCP ports on loopback."""
-    import random
-
-    for _ in range(200):
-        base = random.randrange(30000, 60000 - count)
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    with socket.socket(socket.AF_INET, kind) as sock:
-                        sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
-
-
 def options_ok(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -204,8 +189,8 @@ class Pool:
 
     def __init__(self, root: Path, workers: int, database_url: str, redis_url: str, prompts: Path) -> None:
         self.root = root
-        base = free_ports(workers + 1)
-        rtp = free_ports(workers * 40)
+        base = free_port_range(workers + 1)
+        rtp = free_port_range(workers * 40)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         self.env.update(
             HOTLINE_VAR_DIR=str(root / "var"),
@@ -284,7 +269,8 @@ def sipp(
     out = root / f"sipp-{tag}"
     out.mkdir()
     argv = ["sipp", target, "-sf", str(scenario), "-s", "12345", "-i", "127.0.0.1"]
-    argv += ["-p", str(free_ports(1)), "-mp", str(free_ports(4)), "-m", str(calls), "-l", str(limit)]
+    argv += ["-p", str(free_port_range(1)), "-mp", str(free_port_range(4))]
+    argv += ["-m", str(calls), "-l", str(limit)]
     argv += ["-r", str(rate), "-rp", "1000", "-d", str(hold_ms), "-nostdin", "-timeout", "120"]
     argv += ["-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-fd", "1", "-max_recv_loops", "1000"]
     with (out / "screen.log").open("wb") as log:
@@ -413,7 +399,7 @@ class Bench:
 
     def setup_latency(self, short: Path) -> str:
         code, _c, ivr = sipp(self.root, self.target, short, 100, 100, 10, 1000, "setup-ivr")
-        port = free_ports(1)
+        port = free_port_range(1)
         with sipp_uas(port):
             _code, _c2, uas = sipp(self.root, f"127.0.0.1:{port}", short, 100, 100, 10, 1000, "setup-uas")
         return (

@@ -24,6 +24,7 @@ from hotline import bus as hotline_bus
 from hotline import embedded_redis, migrate
 from hotline.db import Base, make_engine, make_session_factory
 from hotline.settings import Settings, load_settings
+from tests.helpers import free_port, free_port_range
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -197,44 +198,14 @@ def sip_options() -> Callable[..., str]:
     return send_sip_options
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    import socket as socketlib
-
-    while True:
-        with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            try:
-                with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_DGRAM) as udp:
-                    udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-
-
-def free_port_range(count: int) -> int:
-    """The first of `count` consecutive ports free for UDP and TCP (SIP workers, RTP)."""
-    import random
-    import socket as socketlib
-
-    for _ in range(200):
-        base = random.randrange(30000, 60000 - count)
-        try:
-            for port in range(base, base + count):
-                for kind in (socketlib.SOCK_STREAM, socketlib.SOCK_DGRAM):
-                    with socketlib.socket(socketlib.AF_INET, kind) as sock:
-                        sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
 @pytest.fixture(scope="session")
 def ports() -> Callable[[int], int]:
     """`ports(n)`: the first of n consecutive free ports (n=1 for one)."""
-    return lambda count=1: free_port() if count == 1 else free_port_range(count)
+
+    def first_free(count: int = 1) -> int:
+        return free_port() if count == 1 else free_port_range(count)
+
+    return first_free
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -36,3 +38,32 @@ def login(client: FlaskClient, username: str, password: str) -> str:
     token = csrf_of(client)
     client.post("/login", data={"username": username, "password": password, "csrf_token": token})
     return token
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive ports free for UDP and TCP (SIP workers, RTP)."""
+    for _ in range(200):
+        base = random.randrange(30000, 60000 - count)
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as sock:
+                        sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
