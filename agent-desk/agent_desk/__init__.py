@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from agent_desk.admin import admin_bp
 from agent_desk.agent import agent_bp
+from agent_desk.catalog_admin import catalog_bp
+from agent_desk.centre import centre_bp
 from agent_desk.knowledge import knowledge_bp
 from agent_desk.reports import reports_bp
 from agent_desk.views import bp
 from agent_desk.wallboard import wall_bp
 
-BLUEPRINTS = (bp, agent_bp, wall_bp, reports_bp, admin_bp, knowledge_bp)
+BLUEPRINTS = (bp, agent_bp, wall_bp, reports_bp, admin_bp, knowledge_bp, centre_bp, catalog_bp)
 
 __all__ = ["BLUEPRINTS"]

@@ -44,8 +44,10 @@ def departments(db: sessionmaker[Session]) -> dict[str, int]:
 
 @pytest.fixture
 def staff(db: sessionmaker[Session], departments: dict[str, int]) -> dict[str, int]:
-    """Logins: `dept-<code>` for a few departments and `agent1`; username -> user id."""
-    users = [("agent1", Role.AGENT, None)] + [
+    """Logins: `dept-<code>` for a few departments, `agent1`, `lead` (supervisor), `root` (admin);
+    username -> user id."""
+    centre = [("agent1", Role.AGENT, None), ("lead", Role.SUPERVISOR, None), ("root", Role.ADMIN, None)]
+    users = centre + [
         (f"dept-{code}", Role.DEPARTMENT, departments[code])
         for code in ("housing", "water-supply", "urban-management", "ecology")
     ]
