@@ -56,6 +56,9 @@ class Disposition(enum.StrEnum):
     SELF_SERVICE = "self_service"
     SHORT = "short"
     FAILED = "failed"
+    # Outbound calls (direction "out") the callee never answered.
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
 
 
 class Call(Base):

@@ -26,6 +26,7 @@ from hotline.settings import Settings
 from ivr import cdr, prompts
 from ivr.calls import CallController
 from ivr.context import IvrContext
+from ivr.dialer import Dialer
 from ivr.legs import LegTable
 from ivr.menu import DEFAULT_MENU, Menu, MenuError, load_menu
 from ivr.offload import Offload
@@ -120,6 +121,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     )
     edge = SipEdge(config, CallController(name, legs, reporter, ctx))
     ctx.scheduler = edge
+    dialer = Dialer(ctx, edge, legs)  # outbound calls asked for over Redis (ivr.outbound)
     if settings.vosk_model is not None:
         # The model lives in the host's speech service, not in each of the 16 workers.
         ctx.speech = SpeechClient(socket_path(settings), edge.post, name=name)
@@ -142,6 +144,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
             log.error("%s: cannot start: %s", name, exc)
             return 1
         reporter.start()
+        dialer.start()
         log.info("%s ready on %s (%s)", name, address, "public" if public else "behind kamailio")
         try:
             while not stopping:

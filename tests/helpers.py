@@ -6,9 +6,12 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from flask.testing import FlaskClient
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 T = TypeVar("T")
 
@@ -67,3 +70,14 @@ def free_port_range(count: int) -> int:
             continue
         return base
     raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def log_in_page(page: Page, base: str, username: str, password: str) -> None:
+    """Log a Playwright page in through the login form, as a person would."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("button", name="退出")).to_be_visible()

@@ -125,4 +125,6 @@ def sla_sweep() -> dict[str, list[str]]:
 PERIODIC = (
     ("tickets.jobs.deliver_notifications", 10.0),
     ("tickets.jobs.sla_sweep", 120.0),
+    # 回访 calls through the softswitch for the revisits due today (daytime only).
+    ("tickets.revisit_calls.request_calls", 600.0),
 )

@@ -1,0 +1,371 @@
+"""A worker's outbound calls: it claims requests (`ivr.outbound`) while it has room, dials, runs a scene.
+
+Runs on the pjsua2 thread; Redis (claims, leases, results) and SQL (the CDR, direction "out") go
+through `Offload`. A worker claims only when it could also take a new caller
+(`LegTable.can_accept_caller`), so outbound calls never crowd out citizens calling 12345, and
+claims one request at a time. A target that is a number is called through the public SIP address
+(Kamailio, which sends it to the trunk); a `sip:` URI is called directly.
+
+The callee hears a scene (`SCENES`): a class made with the call, started once the call is
+answered and its audio flows, told of keys and of the end. What it reports (`OutboundCall.outcome`)
+goes into the result with answered / busy / no answer / failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import select
+
+from acd.models import Call, Disposition
+from hotline import bus
+from hotline.db import transaction
+from ivr import outbound
+from ivr.legs import Leg, LegEvent, LegTable
+from ivr.outbound import OutboundRequest, Result
+from ivr.playback import Playback
+from ivr.sip import SipEdge, SipError, SipLeg
+
+if TYPE_CHECKING:
+    import redis
+
+    from ivr.context import IvrContext
+    from ivr.timers import Timer
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0  # how often an idle worker looks for requests
+RENEW_S = outbound.LEASE_S / 3
+# SIP final statuses of a call that was never answered, by what they mean to the requester.
+BUSY_CODES = {486, 600, 603}
+NO_ANSWER_CODES = {408, 480, 487}
+DISPOSITIONS = {
+    Result.ANSWERED: Disposition.ANSWERED,
+    Result.BUSY: Disposition.BUSY,
+    Result.NO_ANSWER: Disposition.NO_ANSWER,
+    Result.FAILED: Disposition.FAILED,
+}
+
+
+class OutboundScene(Protocol):
+    def start(self) -> None:
+        """Answered and audio flowing: speak."""
+
+    def on_dtmf(self, digit: str) -> None: ...
+
+    def on_end(self) -> None:
+        """The call is over (either side hung up)."""
+
+
+SceneFactory = Callable[["OutboundCall"], OutboundScene]
+
+
+class Notice:
+    """Plays `data["prompts"]` and the goodbye, then hangs up: a message, no input."""
+
+    def __init__(self, call: OutboundCall) -> None:
+        self.call = call
+
+    def start(self) -> None:
+        prompts = [str(p) for p in self.call.request.data.get("prompts", [])]
+        self.call.playback.play([*prompts, "goodbye"], on_done=self._done)
+
+    def _done(self) -> None:
+        self.call.outcome["heard"] = True
+        self.call.leg.hangup()
+
+    def on_dtmf(self, digit: str) -> None:
+        pass
+
+    def on_end(self) -> None:
+        pass
+
+
+def _scenes() -> dict[str, SceneFactory]:
+    from ivr.revisit_call import RevisitCall
+
+    return {"notice": Notice, "revisit": RevisitCall}
+
+
+class Dialer:
+    """Claims outbound requests for one worker and keeps its calls' leases alive."""
+
+    def __init__(self, ctx: IvrContext, edge: SipEdge, legs: LegTable) -> None:
+        self.ctx = ctx
+        self.edge = edge
+        self.legs = legs
+        self.calls: dict[str, OutboundCall] = {}  # by request id
+        self.scenes = _scenes()
+        self._claiming = False
+        self._since_renew = 0.0
+        self._redis: redis.Redis | None = None
+        self._timer: Timer | None = None
+
+    def start(self) -> None:
+        self._timer = self.edge.call_later(POLL_S, self._tick)
+
+    def client(self) -> redis.Redis:
+        """The dialer's Redis connection (Redis thread only)."""
+        if self._redis is None:
+            self._redis = bus.connect(self.ctx.redis_url, timeout_s=2.0)
+        return self._redis
+
+    def _tick(self) -> None:
+        self._timer = self.edge.call_later(POLL_S, self._tick)
+        if self.ctx.stopping:
+            return
+        self._since_renew += POLL_S
+        if self.calls and self._since_renew >= RENEW_S:
+            self._since_renew = 0.0
+            ids, worker = list(self.calls), self.ctx.worker
+            self.ctx.offload.redis(lambda: outbound.renew(self.client(), worker, ids))
+        if not self._claiming and self.legs.can_accept_caller():
+            self._claiming = True
+            worker = self.ctx.worker
+            self.ctx.offload.redis(
+                lambda: outbound.claim(self.client(), worker),
+                on_done=self._claimed,
+                on_error=lambda _exc: self._claim_failed(),
+            )
+
+    def _claim_failed(self) -> None:
+        self._claiming = False  # Redis is down: the next tick tries again
+
+    def _claimed(self, claimed: outbound.Claimed | None) -> None:
+        self._claiming = False
+        if claimed is None:
+            return
+        if claimed.request is None:  # lost its worker too often: given up in the claim
+            self.ctx.events.publish(
+                outbound.RESULT_EVENT,
+                {"request_id": claimed.id, "result": Result.FAILED.value, "reason": "worker_lost"},
+            )
+            return
+        request = claimed.request
+        if self.ctx.stopping or not self.legs.can_accept_caller():
+            # A caller took the room meanwhile: the request goes back for this or another worker.
+            self.ctx.offload.redis(lambda: outbound.release(self.client(), request.id))
+            return
+        call = OutboundCall(self, request)
+        self.calls[request.id] = call
+        call.dial()
+        if self.legs.can_accept_caller():
+            self._tick_soon()  # more may be waiting
+
+    def _tick_soon(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.edge.call_later(0.0, self._tick)
+
+    def ended(self, call: OutboundCall, result: dict[str, Any]) -> None:
+        self.calls.pop(call.request.id, None)
+        request_id, ctx = call.request.id, self.ctx
+        if ctx.stopping and result["result"] != Result.ANSWERED.value:
+            # Not the callee's doing: another worker (or this one, restarted) dials it again.
+            ctx.offload.redis(lambda: outbound.release(self.client(), request_id))
+            return
+        ctx.offload.redis(lambda: outbound.finish(self.client(), request_id, result))
+        ctx.events.publish(outbound.RESULT_EVENT, result)
+
+
+@dataclass
+class OutboundCall:
+    """One placed call: ringing, then the scene, then the result (implements `DialListener`)."""
+
+    dialer: Dialer
+    request: OutboundRequest
+    outcome: dict[str, Any] = field(default_factory=dict)  # what the scene learnt
+
+    def __post_init__(self) -> None:
+        ctx = self.ctx
+        self.info = Leg(
+            sip_call_id="", caller=self.request.caller_id, caller_uri="", called=self.request.target
+        )
+        self.leg: SipLeg | Any = None
+        self.playback: Playback | Any = None
+        self.scene: OutboundScene | None = None
+        self.answered = False
+        self.media = False
+        self.timed_out = False
+        self.dialed_at = ctx.now()
+        self.path: list[dict[str, Any]] = [{"outbound": self.request.scene, "request_id": self.request.id}]
+        self._ring: Timer | None = None
+
+    @property
+    def ctx(self) -> IvrContext:
+        return self.dialer.ctx
+
+    @property
+    def call_id(self) -> str:
+        return self.info.call_id
+
+    def uri(self) -> str:
+        target = self.request.target
+        return target if target.startswith(("sip:", "sips:")) else f"sip:{target}@{self.ctx.edge_address}"
+
+    def dial(self) -> None:
+        ctx, request = self.ctx, self.request
+        self.dialer.legs.add(self.info)
+        try:
+            self.leg = self.dialer.edge.dial(
+                self.uri(), self, from_uri=f"sip:{request.caller_id}@{ctx.edge_address}"
+            )
+        except SipError as exc:
+            log.warning("outbound %s to %s: %s", request.id, request.target, exc)
+            self.dialer.legs.remove(self.call_id)
+            self.path.append({"sip_status": 0, "why": str(exc)})
+            self._record_and_report(Result.FAILED, 0)
+            return
+        self.info.sip_call_id = self.leg.sip_call_id
+        assert ctx.scheduler is not None
+        self.playback = Playback(self.leg, ctx.book, ctx.scheduler)
+        self._ring = self.dialer.edge.call_later(request.ring_s, self._ring_timeout)
+        row = _Row(self.call_id, request.caller_id, request.target, ctx.record_name, self.dialed_at)
+        ctx.offload.sql(lambda: open_outbound(ctx.factory, row))
+        log.info("outbound %s: calling %s (call %s)", request.id, request.target, self.call_id)
+        self._publish("outbound.dialing", target=request.target)
+
+    def _ring_timeout(self) -> None:
+        if not self.answered:
+            self.timed_out = True
+            self.leg.hangup()  # CANCEL
+
+    # DialListener --------------------------------------------------------------------------------
+    def on_answered(self, leg: SipLeg) -> None:
+        if self._ring is not None:
+            self._ring.cancel()
+        self.answered = True
+        self.info.apply(LegEvent.ANSWER)
+        ctx, call_id, at = self.ctx, self.call_id, self.ctx.now()
+        ctx.offload.sql(lambda: answer_outbound(ctx.factory, call_id, at))
+        self._publish("outbound.answered", target=self.request.target)
+        self._start_scene()
+
+    def on_media_ready(self, leg: SipLeg) -> None:
+        self.media = True
+        self._start_scene()
+
+    def _start_scene(self) -> None:
+        # Early media (183) comes before the answer; the scene waits for both.
+        if self.answered and self.media and self.scene is None:
+            factory = self.dialer.scenes.get(self.request.scene, Notice)
+            self.scene = factory(self)
+            self.scene.start()
+
+    def on_dtmf(self, leg: SipLeg, digit: str, method: str) -> None:
+        if self.scene is not None:
+            self.scene.on_dtmf(digit)
+
+    def on_transfer_status(self, leg: SipLeg, status_code: int, reason: str, final: bool) -> None:
+        pass
+
+    def on_disconnected(self, leg: SipLeg, status_code: int, reason: str) -> None:
+        if self._ring is not None:
+            self._ring.cancel()
+        if self.playback is not None:
+            self.playback.stop()
+        self.dialer.legs.remove(self.call_id)
+        self.info.apply(LegEvent.HANG_UP)
+        if self.scene is not None:
+            try:
+                self.scene.on_end()
+            except Exception:
+                log.exception("outbound %s: ending its scene failed", self.request.id)
+        if self.answered:
+            result = Result.ANSWERED
+        elif self.timed_out or status_code in NO_ANSWER_CODES:
+            result = Result.NO_ANSWER
+        elif status_code in BUSY_CODES:
+            result = Result.BUSY
+        else:
+            result = Result.FAILED
+        self.path.append({"sip_status": status_code, "reason": reason})
+        log.info(
+            "outbound %s to %s: %s (%d %s)", self.request.id, self.request.target, result, status_code, reason
+        )
+        self._record_and_report(result, status_code)
+
+    # Records -------------------------------------------------------------------------------------
+    def note(self, **entry: Any) -> None:
+        """What the scene did, for the CDR's path."""
+        self.path.append(entry)
+
+    def _record_and_report(self, result: Result, status_code: int) -> None:
+        ctx = self.ctx
+        disposition = DISPOSITIONS[result]
+        if ctx.stopping and not self.answered:
+            disposition = Disposition.FAILED
+        self.path.append({"result": result.value, **self.outcome})
+        row = _Row(self.call_id, self.request.caller_id, self.request.target, ctx.record_name, self.dialed_at)
+        closed = (row, ctx.now(), disposition, list(self.path))
+        ctx.offload.sql(lambda: close_outbound(ctx.factory, *closed))
+        self.dialer.ended(
+            self,
+            {
+                "request_id": self.request.id,
+                "call_id": self.call_id,
+                "worker": ctx.worker,
+                "scene": self.request.scene,
+                "target": self.request.target,
+                "result": result.value,
+                "sip_status": status_code,
+                "talk_seconds": round(self.info.talk_seconds, 3),
+                **self.outcome,
+            },
+        )
+
+    def _publish(self, type_: str, **data: Any) -> None:
+        self.ctx.events.publish(
+            type_,
+            {"request_id": self.request.id, "call_id": self.call_id, "worker": self.ctx.worker, **data},
+        )
+
+
+# SQL (the worker's SQL thread) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Row:
+    call_id: str
+    caller: str
+    callee: str
+    worker: str
+    dialed_at: dt.datetime
+
+
+def _get_or_add(session: Any, row: _Row) -> Call:
+    found = session.scalar(select(Call).where(Call.call_id == row.call_id))
+    if found is None:
+        found = Call(
+            call_id=row.call_id,
+            direction="out",
+            caller=row.caller,
+            callee=row.callee,
+            worker=row.worker,
+            arrived_at=row.dialed_at,
+        )
+        session.add(found)
+    return found  # type: ignore[no-any-return]
+
+
+def open_outbound(factory: Any, row: _Row) -> None:
+    """The CDR as soon as the call is placed: a worker that dies leaves it for `cdr.recover`."""
+    with transaction(factory) as session:
+        _get_or_add(session, row)
+
+
+def answer_outbound(factory: Any, call_id: str, at: dt.datetime) -> None:
+    with transaction(factory) as session:
+        found = session.scalar(select(Call).where(Call.call_id == call_id))
+        if found is not None:
+            found.answered_at = at
+
+
+def close_outbound(
+    factory: Any, row: _Row, ended_at: dt.datetime, disposition: Disposition, path: list[dict[str, Any]]
+) -> None:
+    with transaction(factory) as session:
+        found = _get_or_add(session, row)
+        found.ended_at, found.disposition, found.ivr_path = ended_at, disposition, path
