@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
@@ -338,14 +338,8 @@ class _Row:
 def _get_or_add(session: Any, row: _Row) -> Call:
     found = session.scalar(select(Call).where(Call.call_id == row.call_id))
     if found is None:
-        found = Call(
-            call_id=row.call_id,
-            direction="out",
-            caller=row.caller,
-            callee=row.callee,
-            worker=row.worker,
-            arrived_at=row.dialed_at,
-        )
+        fields = {k: v for k, v in asdict(row).items() if k != "dialed_at"}
+        found = Call(direction="out", arrived_at=row.dialed_at, **fields)
         session.add(found)
     return found  # type: ignore[no-any-return]
 
