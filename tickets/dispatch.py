@@ -58,7 +58,8 @@ def dispatch(
     """派单 (改派 after a return, 重办 after a revisit) to active departments, named in the history."""
     assists = [d for d in dict.fromkeys(assist_department_ids) if d != lead_department_id]
     wanted = [lead_department_id, *assists]
-    found = {d.id: d for d in session.scalars(select(Department).where(Department.id.in_(wanted)))}
+    with session.no_autoflush:  # pending rows are written with the dispatch's own (see service._send)
+        found = {d.id: d for d in session.scalars(select(Department).where(Department.id.in_(wanted)))}
     missing = [d for d in wanted if d not in found or not found[d].active]
     if missing:
         raise DispatchError(f"承办单位不存在或已停用：{missing}")

@@ -20,6 +20,7 @@ from tickets import deadlines, labels
 from tickets.lifecycle import Action
 from tickets.models import (
     AssignmentRole,
+    Channel,
     Department,
     ExtensionRequest,
     Ticket,
@@ -143,7 +144,9 @@ def to_citizen(
                 at=at,
             )
         )
-    extra = session.get(Open311Request, ticket.id) if only in (None, Medium.EMAIL) else None
+    # Only Open311 requests carry an e-mail address: other tickets skip the look-up (a round trip).
+    wants_email = only in (None, Medium.EMAIL) and ticket.channel is Channel.OPEN311
+    extra = session.get(Open311Request, ticket.id) if wants_email else None
     if extra is not None and extra.email:
         rows.append(
             _add(

@@ -180,10 +180,11 @@ def _send(
     policy: deadlines.DeadlinePolicy,
 ) -> None:
     """Give the departments their shares (others lose theirs) and the ticket fresh deadlines."""
-    shares = {
-        a.department_id: a
-        for a in session.scalars(select(TicketAssignment).where(TicketAssignment.ticket_id == ticket.id))
-    }
+    # No flush while reading: the ticket's changes, its shares and the events pending since it was
+    # created are written together by the event's flush in `apply` (fewer round trips).
+    with session.no_autoflush:
+        found = session.scalars(select(TicketAssignment).where(TicketAssignment.ticket_id == ticket.id))
+        shares = {a.department_id: a for a in found}
     if assist_ids is None:
         assist_ids = [d for d, a in shares.items() if a.active and a.role is AssignmentRole.ASSIST]
     wanted = [lead_id, *dict.fromkeys(d for d in assist_ids if d != lead_id)]
@@ -198,7 +199,7 @@ def _send(
         share.role = AssignmentRole.LEAD if department_id == lead_id else AssignmentRole.ASSIST
         share.state, share.active, share.assigned_at = AssignmentState.DISPATCHED, True, now
         share.signed_at, share.replied_at, share.reply = None, None, ""
-    category_limit = catalog.category_limit(session, ticket.category_code)
+    with session.no_autoflush:
+        category_limit = catalog.category_limit(session, ticket.category_code)
     times = deadlines.compute(policy, now, ticket.request_kind, ticket.urgency, category_limit)
     ticket.dispatched_at, ticket.sign_deadline_at, ticket.deadline_at = now, times.sign, times.reply
-    session.flush()
