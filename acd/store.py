@@ -6,6 +6,10 @@ increment of `acd:version`. A concurrent change by any other process (another so
 node) bumps the version, the EXEC fails, and the decision is taken again on fresh state. So two
 processes can never offer one seat two calls, and a seat's state is never written from a stale
 read.
+
+A change that may let a waiting caller reach a seat (a caller queued or put back, a seat ready,
+a phone registered) is announced on the `acd:wake` channel, so the softswitch workers that
+hold waiting callers dispatch at once instead of at their next round (see docs/acd.md).
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from typing import Any
 import redis
 
 from acd.routing import SeatView, Strategy, WaitingCall, call_order, choose_seat
-from acd.seat_states import SeatEvent, SeatState, next_state
+from acd.seat_states import SeatEvent, SeatState, SeatTransitionError, next_state
 
 VERSION = "acd:version"
 SEATS = "acd:seats"
 QUEUES = "acd:queues"
+WAKE = "acd:wake"  # pub/sub: "something changed, dispatch now"
 RETRIES = 50
+S_WRAP = SeatState.WRAP_UP
+# Seat events that put the offered call back at the head of its queue.
+_GIVE_BACK = {SeatEvent.RONA, SeatEvent.LOGOUT, SeatEvent.CANCEL}
 
 
 def _seat_key(extension: str) -> str:
@@ -56,6 +64,7 @@ class Seat:
     registered: bool
     call_id: str
     agent_id: int | None
+    wrap_up_until: float = 0.0  # while in wrap-up: when it becomes ready by itself
 
     def view(self) -> SeatView:
         return SeatView(
@@ -99,6 +108,7 @@ def _seat_from(extension: str, raw: dict[str, str]) -> Seat:
         registered=raw.get("registered") == "1",
         call_id=raw.get("call_id", ""),
         agent_id=int(raw["agent_id"]) if raw.get("agent_id") else None,
+        wrap_up_until=float(raw.get("wrap_up_until") or 0),
     )
 
 
@@ -156,6 +166,15 @@ class AcdStore:
             pipe.hset(_seat_key(extension), "registered", "1" if registered else "0")
 
         self._atomically(decide)
+        if registered:
+            self.wake()
+
+    def wake(self) -> None:
+        """Tell the dispatchers that a caller may now reach a seat (best effort: they also poll)."""
+        try:
+            self.redis.publish(WAKE, "1")
+        except redis.RedisError:
+            pass
 
     def seat(self, extension: str) -> Seat:
         raw = self.redis.hgetall(_seat_key(extension))
@@ -176,27 +195,34 @@ class AcdStore:
         raws = batch.execute()
         return [_seat_from(ext, raw) for ext, raw in zip(extensions, raws, strict=True) if raw]
 
-    def seat_event(self, extension: str, event: SeatEvent, reason: str = "") -> Change:
-        """Apply a seat event by the state table; `SeatTransitionError` if it is not allowed."""
+    def seat_event(
+        self, extension: str, event: SeatEvent, reason: str = "", *, call_id: str = "", wrap_up_s: float = 0.0
+    ) -> Change:
+        """Apply a seat event by the state table; `SeatTransitionError` if it is not allowed.
+
+        With `call_id`, the event is about that call only (the softswitch answering, RONA, a hang-up):
+        refused when the seat is no longer on it (it logged out meanwhile, say). `wrap_up_s` is how
+        long a seat going to wrap-up stays there before it is ready by itself (`sweep`).
+        """
 
         def decide(pipe: Any) -> Change:
             raw = pipe.hgetall(_seat_key(extension))
             if not raw:
                 raise KeyError(f"no seat {extension}")
             seat = _seat_from(extension, raw)
+            if call_id and seat.call_id != call_id:
+                raise SeatTransitionError(f"seat {extension} is not on call {call_id} any more")
             target = next_state(seat.state, event)
             now = self.clock()
             fields: dict[str, str] = {"state": target.value, "since": repr(now), "reason": reason}
             if target is SeatState.READY:
                 fields["idle_since"] = repr(now)
+            if target is SeatState.WRAP_UP:
+                fields["wrap_up_until"] = repr(now + wrap_up_s)
             if target not in (SeatState.OFFERED, SeatState.TALKING, SeatState.HELD, SeatState.WRAP_UP):
                 fields["call_id"] = ""
             pipe.multi()
-            if (
-                event in (SeatEvent.RONA, SeatEvent.LOGOUT)
-                and seat.state is SeatState.OFFERED
-                and seat.call_id
-            ):
+            if event in _GIVE_BACK and seat.state is SeatState.OFFERED and seat.call_id:
                 # The offered call goes back to the head of its queue (it keeps its place in time).
                 self._requeue(pipe, seat.call_id)
             if event is SeatEvent.ANSWER:
@@ -208,7 +234,39 @@ class AcdStore:
         change: Change = self._atomically(decide)
         if self.on_change:
             self.on_change(change)
+        if change.to_state is SeatState.READY or change.from_state is SeatState.OFFERED:
+            self.wake()
         return change
+
+    def sweep(self) -> list[Change]:
+        """Seats whose wrap-up time is over become ready (auto-ready); run by every dispatcher."""
+        now = self.clock()
+
+        def decide(pipe: Any) -> list[Change]:
+            due = [
+                seat
+                for seat in self._read_seats()
+                if seat.state is SeatState.WRAP_UP and seat.wrap_up_until <= now
+            ]
+            if not due:
+                return []
+            pipe.multi()
+            for seat in due:
+                pipe.hset(_seat_key(seat.extension), mapping=self._ready_fields(now))
+            return [Change(s.extension, S_WRAP, SeatState.READY, "", now, s.call_id) for s in due]
+
+        changes: list[Change] = self._atomically(decide)
+        for change in changes:
+            if self.on_change:
+                self.on_change(change)
+        if changes:
+            self.wake()
+        return changes
+
+    @staticmethod
+    def _ready_fields(now: float) -> dict[str, str]:
+        ready = SeatState.READY.value
+        return {"state": ready, "since": repr(now), "idle_since": repr(now), "call_id": "", "reason": ""}
 
     # Calls -----------------------------------------------------------------------------------
     def enqueue(self, call_id: str, queue: str, priority: int = 0, caller: str = "", worker: str = "") -> int:
@@ -232,6 +290,7 @@ class AcdStore:
             pipe.sadd(QUEUES, queue)
 
         self._atomically(decide)
+        self.wake()
         return self.position(call_id)
 
     @staticmethod
@@ -245,6 +304,11 @@ class AcdStore:
             score = self._score(int(raw.get("priority", 0)), float(raw["entered_at"]))
             pipe.zadd(_queue_key(raw["queue"]), {call_id: score})
             pipe.hset(_call_key(call_id), mapping={"state": "waiting", "seat": ""})
+
+    def offered_to(self, call_id: str) -> str:
+        """The seat this call is offered to or bridged with now ("" when it waits or is gone)."""
+        raw = self.redis.hgetall(_call_key(call_id))
+        return raw.get("seat", "") if raw and raw.get("state") in ("offered", "bridged") else ""
 
     def position(self, call_id: str) -> int:
         raw = self.redis.hgetall(_call_key(call_id))
@@ -270,8 +334,9 @@ class AcdStore:
     def waiting(self, queue: str) -> list[str]:
         return list(self.redis.zrange(_queue_key(queue), 0, -1))
 
-    def leave(self, call_id: str) -> Change | None:
-        """The caller hung up (or chose voicemail/callback): out of the queue; a ringing seat is freed."""
+    def leave(self, call_id: str, wrap_up_s: float = 0.0) -> Change | None:
+        """The call is over or left the queue: out of the queue; a ringing seat is ready again, a
+        seat still talking with it (its worker died) goes to wrap-up for `wrap_up_s`."""
 
         def decide(pipe: Any) -> Change | None:
             raw = pipe.hgetall(_call_key(call_id))
@@ -281,24 +346,40 @@ class AcdStore:
             if raw:
                 pipe.zrem(_queue_key(raw["queue"]), call_id)
                 pipe.delete(_call_key(call_id))
-            if seat_raw and seat_raw.get("call_id") == call_id and seat_raw.get("state") == SeatState.OFFERED:
-                now = self.clock()
-                pipe.hset(
-                    _seat_key(seat_ext),
-                    mapping={"state": SeatState.READY.value, "since": repr(now), "call_id": "", "reason": ""},
-                )
-                return Change(seat_ext, SeatState.OFFERED, SeatState.READY, "caller_left", now, call_id)
+            if not seat_raw or seat_raw.get("call_id") != call_id:
+                return None
+            now = self.clock()
+            state = SeatState(seat_raw.get("state", SeatState.LOGGED_OUT))
+            if state is SeatState.OFFERED:
+                ready = {"state": SeatState.READY.value, "since": repr(now), "call_id": "", "reason": ""}
+                pipe.hset(_seat_key(seat_ext), mapping=ready)
+                return Change(seat_ext, state, SeatState.READY, "caller_left", now, call_id)
+            if state in (SeatState.TALKING, SeatState.HELD):
+                wrap = {"state": S_WRAP.value, "since": repr(now), "wrap_up_until": repr(now + wrap_up_s)}
+                pipe.hset(_seat_key(seat_ext), mapping=wrap)
+                return Change(seat_ext, state, S_WRAP, "call_lost", now, call_id)
             return None
 
         change: Change | None = self._atomically(decide)
         if change and self.on_change:
             self.on_change(change)
+        if change and change.to_state is SeatState.READY:
+            self.wake()
         return change
 
     # Matching callers and seats --------------------------------------------------------------
-    def dispatch(self, strategies: dict[str, Strategy] | None = None, limit: int = 100) -> list[Offer]:
-        """Offer waiting callers to ready seats, oldest (by priority) first; atomic as a whole."""
+    def dispatch(
+        self, strategies: dict[str, Strategy] | None = None, limit: int = 100, worker: str | None = None
+    ) -> list[Offer]:
+        """Offer waiting callers to ready seats, oldest (by priority) first; atomic as a whole.
+
+        With `worker`, only that worker's callers are offered (each softswitch worker places the seat
+        legs of the callers it holds), but the matching still runs over every waiting caller: a seat
+        that an earlier caller of another worker would get is not given to this worker's later one.
+        Those other workers are woken to claim their offers.
+        """
         strategies = strategies or {}
+        others: list[Offer] = []
 
         def decide(pipe: Any) -> list[Offer]:
             seats = {s.extension: s for s in self._read_seats()}
@@ -320,6 +401,14 @@ class AcdStore:
                 offers.append(Offer(call.call_id, chosen.extension, call.queue))
                 seat = seats[chosen.extension]
                 seats[chosen.extension] = Seat(**{**seat.__dict__, "state": SeatState.OFFERED})
+            others.clear()
+            if worker is not None and offers:
+                owners = self.redis.pipeline(transaction=False)
+                for offer in offers:
+                    owners.hget(_call_key(offer.call_id), "worker")
+                mine = [owner == worker for owner in owners.execute()]
+                others.extend(o for o, m in zip(offers, mine, strict=True) if not m)
+                offers = [o for o, m in zip(offers, mine, strict=True) if m]
             if not offers:
                 return offers
             pipe.multi()
@@ -334,6 +423,8 @@ class AcdStore:
             return offers
 
         offers: list[Offer] = self._atomically(decide)
+        if others:
+            self.wake()
         if self.on_change:
             for offer in offers:
                 self.on_change(

@@ -179,6 +179,12 @@ def cmd_sip_worker(settings: Settings, args: argparse.Namespace) -> int:
     return worker.run(settings, args.index, public=args.public)
 
 
+def cmd_registrar(settings: Settings, _args: argparse.Namespace) -> int:
+    from ivr import registrar
+
+    return registrar.run(settings)
+
+
 def cmd_softswitch(settings: Settings, _args: argparse.Namespace) -> int:
     from hotline import processes
 
@@ -212,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sip-worker", cmd_sip_worker, "run one pjsua2 SIP worker (started by softswitch/serve)")
     p.add_argument("--index", type=int, required=True)
     p.add_argument("--public", action="store_true", help="listen on the public SIP address (no Kamailio)")
+    add("registrar", cmd_registrar, "keep Kamailio's seat passwords and the seats' registrations in step")
 
     config = sub.add_parser("config", help="settings").add_subparsers(dest="config_command", required=True)
     config.add_parser("show", help="print the effective settings, secrets masked").set_defaults(

@@ -67,7 +67,7 @@ def softswitch_specs(settings: Settings) -> list[ChildSpec]:
 
 def sip_specs(settings: Settings) -> list[ChildSpec]:
     """The SIP edge: Kamailio in front of the worker pool, or one worker on the public port."""
-    from ivr import kamailio
+    from ivr import kamailio, registrar
 
     public = f"sip:{settings.sip_host}:{settings.sip_port}"
     binary = kamailio.find_binary(settings)
@@ -92,6 +92,7 @@ def sip_specs(settings: Settings) -> list[ChildSpec]:
         for i in range(settings.sip_workers)
     ]
     cfg = kamailio.render(settings)
+    registrar.write_initial(settings)  # Kamailio loads the seat passwords when it starts
     legs = settings.sip_workers * settings.sip_legs_per_worker
     specs.append(
         ChildSpec(
@@ -99,6 +100,10 @@ def sip_specs(settings: Settings) -> list[ChildSpec]:
             argv=kamailio.command(settings, cfg),
             listens=f"{public} (kamailio -> {settings.sip_workers} workers, {legs} call legs)",
         )
+    )
+    # Seat passwords into Kamailio, seat phones' registrations into the ACD (ivr/registrar.py).
+    specs.append(
+        ChildSpec(name="registrar", argv=[*HOTLINE, "registrar"], listens="seat phones' registrar sync")
     )
     return specs
 

@@ -61,7 +61,15 @@ class Settings(BaseModel):
     kamailio_bin: str = Field(
         default="kamailio", description="name or path; empty to run one worker directly"
     )
-    sip_legs_per_worker: int = Field(default=4, ge=1, le=4)
+    # A caller and the seat it is bridged to: a worker takes one caller per two legs.
+    sip_legs_per_worker: int = Field(default=4, ge=2, le=4)
+
+    # ACD: how long a seat's phone may ring before RONA (the seat goes not ready, the caller back
+    # to the head of the queue), and the wrap-up (话后处理) time after a call before auto-ready.
+    acd_ring_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    acd_wrap_up_s: float = Field(default=30.0, ge=0, le=3600)
+    # How often a worker with waiting callers looks for ready seats without being woken.
+    acd_dispatch_interval_s: float = Field(default=1.0, gt=0, le=60)
 
     # Voice prompts (catalog.toml and audio/<lang>/); empty means voice-prompts/ beside the code.
     prompts_dir: Path | None = None

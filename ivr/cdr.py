@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from acd.models import Call, Disposition
+from acd.models import Call, Disposition, Seat
 from hotline.db import transaction, utcnow
 from recordings import storage
 from recordings.models import Recording
@@ -28,6 +28,7 @@ from tickets.models import Ticket, TicketStatus
 log = logging.getLogger(__name__)
 
 CALLER_LEG = "caller"
+AGENT_LEG = "agent"  # what the seat's phone sends: the agent's side of a bridged call
 VOICEMAIL_LEG = "voicemail"  # as `tickets.jobs.VOICEMAIL_LEG`, which finds the message by it
 # Shorter than this is a caller who pressed # or hung up at once: there is nothing to listen to.
 MIN_VOICEMAIL_S = 1.0
@@ -120,6 +121,17 @@ def mark_queued(
             row = _new_row(opened)
             session.add(row)
         row.queue, row.queued_at, row.ivr_path = queue, at, list(ivr_path)
+
+
+def mark_answered(factory: Factory, opened: CallOpened, extension: str, at: dt.datetime) -> None:
+    """An agent answered: when, and at which seat (still in progress until the call ends)."""
+    with transaction(factory) as session:
+        row = _row(session, opened.call_id)
+        if row is None:
+            row = _new_row(opened)
+            session.add(row)
+        row.agent_answered_at = at
+        row.seat_id = session.scalar(select(Seat.id).where(Seat.extension == extension))
 
 
 def register_recording(factory: Factory, root: Path, call_id: str, leg: str) -> RecordingRef:
@@ -276,7 +288,8 @@ def recover(factory: Factory, root: Path, worker: str, before: dt.datetime) -> R
             if row.queued_at is not None:
                 found.queued.append(row.call_id)
             row.ended_at = now
-            row.disposition = Disposition.FAILED
+            # An agent had answered: the caller was served, even if the end went unrecorded.
+            row.disposition = Disposition.FAILED if row.agent_answered_at is None else Disposition.ANSWERED
             row.ivr_path = [*(row.ivr_path or []), {"event": "worker_lost", "recovered_at": now.isoformat()}]
             # A message the caller was leaving is kept: sealed and made a ticket like any other.
             messages = session.scalars(

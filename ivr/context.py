@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ivr.menu import Menu
     from ivr.offload import Offload
     from ivr.playback import PromptBook, Scheduler
+    from ivr.seat_link import SeatLink
     from ivr.speech_client import SpeechClient
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class IvrContext:
     edge_address: str  # host:port of the public SIP address (Kamailio), for transfers
     speech: SpeechClient | None = None
     scheduler: Scheduler | None = None  # the SIP edge, set once it exists
+    seat_link: SeatLink | None = None  # offers for this worker's waiting callers, seat legs out
     stopping: bool = False
     now: Callable[[], dt.datetime] = utcnow
     _acd: AcdStore | None = field(default=None, repr=False)
@@ -55,9 +57,12 @@ class IvrContext:
     # Redis thread only ----------------------------------------------------------------------
     def acd(self) -> AcdStore:
         if self._acd is None:
+            from acd.history import ChangeRecorder
             from acd.store import AcdStore
 
-            self._acd = AcdStore(bus.connect(self.redis_url, timeout_s=2.0))
+            client = bus.connect(self.redis_url, timeout_s=2.0)
+            # Seat changes made here (answer, RONA, wrap-up) join the seat history like any other.
+            self._acd = AcdStore(client, on_change=ChangeRecorder(self.factory, bus.EventBus(client)))
         return self._acd
 
     def queue_transcription(self, ticket_id: int) -> None:

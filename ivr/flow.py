@@ -22,7 +22,8 @@ from ivr.digits import DigitCollector
 from ivr.menu import Action, ActionKind
 from ivr.menu_run import Collect, Leave, MenuRun, Play, Step
 from ivr.playback import Playback
-from ivr.scenes import Goodbye, QueueWait, Scene, StatusLookup, Transfer, Voicemail
+from ivr.queue_wait import QueueWait
+from ivr.scenes import Goodbye, Scene, StatusLookup, Transfer, Voicemail
 
 if TYPE_CHECKING:
     from ivr.context import IvrContext
@@ -45,6 +46,7 @@ class FlowState(enum.StrEnum):
     VOICEMAIL = "voicemail"
     TRANSFER = "transfer"
     QUEUED = "queued"  # waiting for a person
+    TALKING = "talking"  # bridged to an agent's seat
     GOODBYE = "goodbye"
     ENDED = "ended"
 
@@ -67,7 +69,9 @@ TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
     FlowState.VOICEMAIL: frozenset({FlowState.MENU, FlowState.QUEUED, FlowState.GOODBYE, FlowState.ENDED}),
     # A transfer that fails goes to a person, never leaves the caller alone.
     FlowState.TRANSFER: frozenset({FlowState.QUEUED, FlowState.GOODBYE, FlowState.ENDED}),
-    FlowState.QUEUED: frozenset({FlowState.ENDED}),
+    FlowState.QUEUED: frozenset({FlowState.TALKING, FlowState.ENDED}),
+    # The agent hung up first: the caller hears the goodbye.
+    FlowState.TALKING: frozenset({FlowState.GOODBYE, FlowState.ENDED}),
     FlowState.GOODBYE: frozenset({FlowState.ENDED}),
     FlowState.ENDED: frozenset(),
 }
@@ -107,6 +111,7 @@ class CallFlow:
         self._barge = False
         self._speech_id: str | None = None
         self.caller_recording: cdr.RecordingRef | None = None
+        self.extra_recordings: list[cdr.RecordingRef] = []  # other legs' (the agent's), sealed at the end
         self._recording_started = False
         self._published = 0  # MenuRun.path entries already announced on the bus
 
@@ -159,6 +164,7 @@ class CallFlow:
         recorded: tuple[cdr.RecordingRef, ...] = ()
         if self.caller_recording is not None and self._recording_started:
             recorded = (self.caller_recording,)
+        recorded += tuple(self.extra_recordings)
         closed = cdr.CallClosed(
             opened=self.opened,
             ended_at=self.ctx.now(),

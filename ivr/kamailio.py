@@ -42,6 +42,8 @@ class Tuning:
     fr_timer_ms: int = 2000
     fr_inv_timer_ms: int = 10_000
     in_dialog_fr_timer_ms: int = 5000
+    # Longer than any ring timeout a worker may use (`acd_ring_timeout_s` is at most 120 s).
+    seat_ring_limit_ms: int = 130_000
     ping_interval_s: int = 2
     pike_unit_s: int = 2
     pike_density: int = 100
@@ -73,6 +75,11 @@ def worker_uris(settings: Settings) -> list[str]:
     return [f"sip:{host}:{settings.sip_worker_base_port + i}" for i in range(settings.sip_workers)]
 
 
+def seat_credentials_path(settings: Settings) -> Path:
+    """The seat passwords Kamailio loads at start (kept current by `ivr.registrar`)."""
+    return runtime_dir(settings) / "seat_credentials.cfg"
+
+
 def render(settings: Settings, tuning: Tuning | None = None) -> Path:
     """Write `kamailio.cfg` and `dispatcher.list` under `run_dir/kamailio/`; return the cfg path."""
     tuning = tuning or Tuning()
@@ -98,6 +105,7 @@ def render(settings: Settings, tuning: Tuning | None = None) -> Path:
         runtime_dir=out,
         ctl_socket=ctl_socket,
         dispatcher_list=dispatcher_list,
+        seat_credentials=seat_credentials_path(settings),
         log_level=_LOG_LEVELS[settings.log_level],
         **asdict(tuning),
     )

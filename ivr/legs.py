@@ -22,6 +22,11 @@ class LegState(StrEnum):
     ENDED = "ended"  # hung up (by either side) or cancelled
 
 
+class LegKind(StrEnum):
+    CALLER = "caller"  # a citizen's call (incoming, or a callback placed to them)
+    SEAT = "seat"  # the call to an agent's phone, bridged to a caller in the same worker
+
+
 class LegEvent(StrEnum):
     ANSWER = "answer"
     HANG_UP = "hang_up"
@@ -49,6 +54,7 @@ class Leg:
     caller_uri: str
     called: str
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    kind: LegKind = LegKind.CALLER
     state: LegState = LegState.RINGING
     arrived_at: float = field(default_factory=time.time)
     answered_at: float | None = None
@@ -92,9 +98,12 @@ class LegTable:
         return self.capacity - len(self._legs)
 
     def can_accept_caller(self) -> bool:
-        # A caller needs one leg now. When seats are bridged, a caller also needs a leg reserved
-        # for its seat; that rule belongs here.
-        return self.free >= 1
+        """Room for one more caller and, later, its seat: a caller is bridged to its agent in the
+        worker that holds it, so each caller keeps one leg reserved for its seat leg."""
+        callers = sum(1 for leg in self._legs.values() if leg.kind is LegKind.CALLER)
+        seats = len(self._legs) - callers
+        committed = max(2 * callers, callers + seats)  # a seat leg may briefly outlive its caller
+        return self.capacity - committed >= 2
 
     def add(self, leg: Leg) -> None:
         if self.free < 1:

@@ -1,5 +1,6 @@
-"""What happens after the menu: waiting for a person, a voicemail, a ticket-status look-up, a
-transfer, a goodbye. One small class per leave action, driven by its call flow on the pjsua2 thread.
+"""What happens after the menu: a voicemail, a ticket-status look-up, a transfer, a goodbye (waiting
+for a person is `ivr.queue_wait`). One small class per leave action, driven by its call flow on
+the pjsua2 thread.
 
 None of them hangs up on a caller who is still listening: only `Goodbye` (and a voicemail's
 read-back, which ends with the goodbye) ends a call, and every failure leads to a person.
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOLD_GAP_S = 8.0  # silence between two rounds of the comfort prompt
 VOICEMAIL_MAX_S = 120.0  # the longest message; the caller hears the goodbye after it
 STATUS_MAX_DIGITS = 16
 STATUS_TIMEOUT_S = 10.0
@@ -38,88 +38,6 @@ class Scene(Protocol):
 
     def on_end(self) -> cdr.RecordingRef | None:
         """The caller hung up: stop, and hand over a voicemail recording to keep (if any)."""
-
-
-def position_prompts(position: int) -> list[str]:
-    """ "您前面还有 N 位来电者在等候" for 1-9 (一, 两, then digit clips); more is "较多"."""
-    if position < 1:
-        return []
-    if position > 9:
-        return ["queue_position_many"]
-    count = f"count_{position}" if position <= 2 else f"digit_{position}"
-    return ["queue_position_before", count, "queue_position_after"]
-
-
-class QueueWait:
-    """In the ACD queue: comfort prompt and position in a loop until a seat takes the call."""
-
-    def __init__(self, flow: CallFlow, queue: str) -> None:
-        self.flow = flow
-        self.queue = queue or DEFAULT_QUEUE
-        self.position = 0
-        self.queued = False
-        self._timer: Timer | None = None
-
-    def start(self) -> None:
-        from ivr.flow import FlowState
-
-        flow = self.flow
-        flow.move(FlowState.QUEUED)
-        flow.note(queue=self.queue)
-        opened, path, at, ctx = flow.opened, list(flow.run.path), flow.ctx.now(), flow.ctx
-        ctx.offload.sql(lambda: cdr.mark_queued(ctx.factory, opened, self.queue, at, path))
-        self._enqueue()
-        self._round()
-
-    def _enqueue(self) -> None:
-        ctx, info = self.flow.ctx, self.flow.info
-        ctx.offload.redis(
-            lambda: ctx.acd().enqueue(info.call_id, self.queue, caller=info.caller, worker=ctx.worker),
-            on_done=self._queued,
-            on_error=lambda _exc: None,  # tried again at the next round
-        )
-
-    def _queued(self, position: int) -> None:
-        if self.flow.ended:
-            return
-        self.queued, self.position = True, position
-        self.flow.publish("call.queued", queue=self.queue, position=position, caller=self.flow.info.caller)
-
-    def _round(self) -> None:
-        if not self.flow.ended:
-            self.flow.playback.play(["please_hold"], on_done=self._tell_position)
-
-    def _tell_position(self) -> None:
-        # Known by now (Redis answers in a millisecond): the first round already says it.
-        self.flow.playback.play(position_prompts(self.position), on_done=self._pause)
-
-    def _pause(self) -> None:
-        self._timer = self.flow.later(HOLD_GAP_S, self._refresh)
-
-    def _refresh(self) -> None:
-        if self.flow.ended:
-            return
-        if not self.queued:
-            self._enqueue()  # Redis was down when the caller chose a person
-        else:
-            ctx, call_id = self.flow.ctx, self.flow.info.call_id
-            ctx.offload.redis(
-                lambda: ctx.acd().position(call_id), on_done=self._position, on_error=lambda _e: None
-            )
-        self._round()
-
-    def _position(self, position: int) -> None:
-        self.position = position
-
-    def on_dtmf(self, digit: str) -> None:
-        pass  # waiting for a person; leaving a message or a callback from the queue come with the ACD bridge
-
-    def on_end(self) -> cdr.RecordingRef | None:
-        if self._timer is not None:
-            self._timer.cancel()
-        ctx, call_id = self.flow.ctx, self.flow.info.call_id
-        ctx.offload.redis(lambda: ctx.acd().leave(call_id))
-        return None
 
 
 class Voicemail:

@@ -32,6 +32,7 @@ from ivr.menu import DEFAULT_MENU, Menu, MenuError, load_menu
 from ivr.offload import Offload
 from ivr.playback import PromptBook
 from ivr.reporter import Reporter
+from ivr.seat_link import SeatLink, SeatTimes
 from ivr.sip import EdgeConfig, SipEdge, SipError
 from ivr.speech_client import SpeechClient, socket_path
 from ivr.tones import ensure_tones
@@ -121,6 +122,8 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     )
     edge = SipEdge(config, CallController(name, legs, reporter, ctx))
     ctx.scheduler = edge
+    times = SeatTimes(settings.acd_ring_timeout_s, settings.acd_wrap_up_s, settings.acd_dispatch_interval_s)
+    ctx.seat_link = SeatLink(name, ctx.redis_url, edge.post, ctx.factory, times, edge, legs)
     dialer = Dialer(ctx, edge, legs)  # outbound calls asked for over Redis (ivr.outbound)
     if settings.vosk_model is not None:
         # The model lives in the host's speech service, not in each of the 16 workers.
@@ -144,6 +147,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
             log.error("%s: cannot start: %s", name, exc)
             return 1
         reporter.start()
+        ctx.seat_link.start()
         dialer.start()
         log.info("%s ready on %s (%s)", name, address, "public" if public else "behind kamailio")
         try:
@@ -156,6 +160,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
                 log.info("%s: hanging up %d call(s)", name, edge.calls_up)
             edge.shutdown()
     finally:
+        ctx.seat_link.stop()
         ctx.offload.shutdown()  # the records of the calls that just ended
         if ctx.speech is not None:
             ctx.speech.close()

@@ -166,3 +166,16 @@ class SipLeg:
     def recording(self) -> list[str]:
         call = self._call()
         return list(call.recorders) if call is not None else []
+
+    def bridge(self, other: SipLeg) -> bool:
+        """Connect this call and `other` both ways in the conference bridge (a caller and a seat)."""
+        mine, theirs = self._call(), other._call()
+        if mine is None or theirs is None or mine.audio is None or theirs.audio is None:
+            return False
+        try:
+            mine.audio.startTransmit(theirs.audio)
+            theirs.audio.startTransmit(mine.audio)
+        except pj.Error as exc:
+            log.warning("cannot bridge %s and %s: %s", self.sip_call_id, other.sip_call_id, exc.reason)
+            return False
+        return True

@@ -187,6 +187,10 @@ class Softswitch:
         assert self._answers(proc, settings.sip_port), f"kamailio did not come up:\n{proc.output()}"
         return proc
 
+    def registrar(self) -> Proc:
+        """`hotline registrar`: seat passwords into Kamailio, registrations into the ACD."""
+        return self._spawn("registrar", [sys.executable, "-m", "hotline", "registrar"], self.env)
+
     def _answers(self, proc: Proc, port: int) -> bool:
         """Wait until `proc` answers OPTIONS on `port` (False if it died or never did)."""
         up = wait_for(

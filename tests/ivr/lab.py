@@ -32,7 +32,15 @@ class Phone:
     """A pjsua2 test phone in its own process (`tests/ivr/phone.py`), driven line by line."""
 
     def __init__(
-        self, port: int, rtp_port: int, user: str, record: Path, *, refuse_transfer: bool = False
+        self,
+        port: int,
+        rtp_port: int,
+        user: str,
+        record: Path,
+        *,
+        refuse_transfer: bool = False,
+        registrar: str = "",
+        password: str = "",
     ) -> None:
         self.record = record
         self.log: list[str] = []
@@ -40,6 +48,8 @@ class Phone:
         argv += ["--user", user, "--record", str(record)]
         if refuse_transfer:
             argv.append("--refuse-transfer")
+        if registrar:
+            argv += ["--registrar", registrar, "--password", password]
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,

@@ -1,6 +1,7 @@
 """A pjsua2 test phone in its own process, driven by the SIP tests over stdin and stdout.
 
     python tests/ivr/phone.py --port P --rtp-port R --user 13800138000 --record heard.wav
+    python tests/ivr/phone.py ... --user 8001 --registrar sip:127.0.0.1:5060 --password PW   (a seat)
 
 Commands, one per line on stdin:
     call <uri>            place the call
@@ -8,9 +9,14 @@ Commands, one per line on stdin:
     info <digits>         SIP INFO (application/dtmf-relay)
     play <file.wav>       speak: play a WAV file into the call (its voice)
     hangup                end the call
+    answer                answer the ringing call
+    autoanswer on|off     answer incoming calls at once (the default) or let them ring
+    unregister            end the registration (a seat phone going away)
     quit                  close the recording and exit
-Events, one per line on stdout: `ready`, `confirmed`, `media`, `transfer <uri>`,
-`disconnected <code>`, `closed` (the recording file is complete), `error <text>`.
+Events, one per line on stdout: `ready`, `registered <code>`, `unregistered <code>`,
+`incoming <from uri>`, `confirmed`, `media`, `transfer <uri>`, `disconnected <code>`,
+`closed <path>` (the recording file is complete), `error <text>`. Each call is recorded to its
+own file: the first to `--record`, later ones to `<stem>-2.wav`, `<stem>-3.wav`...
 
 A transfer request (REFER) is accepted (pjsua places the new call) or, with `--refuse-transfer`,
 declined with 603. Everything pjsua2 does runs on the main thread; stdin is read by a thread
@@ -66,10 +72,24 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
             prm.newCall = new
 
 
+class PhoneAccount(pj.Account):  # type: ignore[misc]
+    def __init__(self, phone: Phone) -> None:
+        super().__init__()
+        self.phone = phone
+
+    def onRegState(self, prm: Any) -> None:
+        say("registered" if self.getInfo().regIsActive else "unregistered", prm.code)
+
+    def onIncomingCall(self, prm: Any) -> None:
+        self.phone.incoming(prm.callId)
+
+
 class Phone:
     def __init__(self, args: argparse.Namespace) -> None:
         self.refuse_transfer = bool(args.refuse_transfer)
         self.record_path: str = args.record
+        self.recorded = 0
+        self.autoanswer = True
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -90,22 +110,46 @@ class Phone:
         self.ep.libStart()
         acc = pj.AccountConfig()
         acc.idUri = f"sip:{args.user}@127.0.0.1:{args.port}"
+        if args.registrar:
+            acc.idUri = f"sip:{args.user}@{args.registrar.split(':', 1)[1].split(':')[0]}"
+            acc.regConfig.registrarUri = args.registrar
+            acc.regConfig.timeoutSec = 60
+            acc.regConfig.retryIntervalSec = 2
+            acc.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
         acc.mediaConfig.transportConfig.port = args.rtp_port
         acc.mediaConfig.transportConfig.portRange = 10
-        self.account = pj.Account()
+        self.account = PhoneAccount(self)
         self.account.create(acc, True)
         self.calls: list[PhoneCall] = []
         self.call: PhoneCall | None = None
         self.recorder: Any = None
+        self.recording = ""
         self.players: list[Any] = []
+
+    def incoming(self, call_id: int) -> None:
+        call = PhoneCall(self, call_id)
+        self.calls.append(call)
+        if self.call is not None and self.call.isActive():
+            call.hangup(pj.CallOpParam(True))  # busy: one call at a time, like a desk phone
+            return
+        self.call = call
+        say("incoming", call.getInfo().remoteUri)
+        prm = pj.CallOpParam(True)
+        prm.statusCode = 200 if self.autoanswer else 180
+        call.answer(prm)
 
     def media_up(self, call: PhoneCall) -> None:
         say("media")
         # The null sound device clocks the bridge only while something is connected to it.
         call.audio.startTransmit(self.ep.audDevManager().getPlaybackDevMedia())
         if call is self.call and self.recorder is None and self.record_path:
+            self.recorded += 1
+            path = self.record_path
+            if self.recorded > 1:
+                path = path.removesuffix(".wav") + f"-{self.recorded}.wav"
             self.recorder = pj.AudioMediaRecorder()
-            self.recorder.createRecorder(self.record_path)
+            self.recorder.createRecorder(path)
+            self.recording = path
             call.audio.startTransmit(self.recorder)
 
     def ended(self, call: PhoneCall) -> None:
@@ -115,7 +159,7 @@ class Phone:
     def close_recording(self) -> None:
         if self.recorder is not None:
             self.recorder = None  # destroying the recorder writes the final WAV header
-            say("closed")
+            say("closed", self.recording)
 
     def command(self, line: str) -> bool:
         verb, _, arg = line.strip().partition(" ")
@@ -140,6 +184,14 @@ class Phone:
                 self.players.append(player)
             elif verb == "hangup" and self.call is not None:
                 self.call.hangup(pj.CallOpParam(True))
+            elif verb == "answer" and self.call is not None:
+                prm = pj.CallOpParam(True)
+                prm.statusCode = 200
+                self.call.answer(prm)
+            elif verb == "autoanswer":
+                self.autoanswer = arg == "on"
+            elif verb == "unregister":
+                self.account.setRegistration(False)
             elif verb == "quit":
                 return False
             else:
@@ -156,6 +208,8 @@ def main() -> None:
     parser.add_argument("--user", default="13800138000")
     parser.add_argument("--record", default="")
     parser.add_argument("--refuse-transfer", action="store_true")
+    parser.add_argument("--registrar", default="", help="register here, e.g. sip:127.0.0.1:5060")
+    parser.add_argument("--password", default="")
     args = parser.parse_args()
     phone = Phone(args)
     commands: queue.SimpleQueue[str] = queue.SimpleQueue()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr import cdr
 from ivr.digits import DigitCollector
 from ivr.playback import Playback, PromptBook, spoken_digits
-from ivr.scenes import position_prompts
+from ivr.queue_wait import position_prompts
 from ivr.timers import Timer, Timers
 from tests.ivr.lab import tone, write_wav
 from tickets.models import Channel

@@ -108,9 +108,9 @@ def test_kamailio_killed_outright_starts_again_over_its_leftovers(softswitch: So
 
 
 def test_a_full_worker_hands_the_call_on_and_all_full_means_busy(softswitch: Softswitch) -> None:
-    one_leg = {"HOTLINE_SIP_LEGS_PER_WORKER": "1"}
-    softswitch.worker(0, env=one_leg)
-    softswitch.worker(1, env=one_leg)
+    one_caller = {"HOTLINE_SIP_LEGS_PER_WORKER": "2"}  # a caller and its seat leg
+    softswitch.worker(0, env=one_caller)
+    softswitch.worker(1, env=one_caller)
     edge = softswitch.kamailio(workers=2)
     port = softswitch.settings.sip_port
 

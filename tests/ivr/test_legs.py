@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.legs import Leg, LegEvent, LegState, LegTable, TransitionError
+from ivr.legs import Leg, LegEvent, LegKind, LegState, LegTable, TransitionError
 
 
 def _leg(n: int = 0) -> Leg:
@@ -13,17 +13,24 @@ def _leg(n: int = 0) -> Leg:
     )
 
 
-def test_a_full_table_refuses_callers_until_a_leg_ends() -> None:
-    table = LegTable(capacity=2)
+def test_each_caller_keeps_a_leg_for_its_seat_and_a_full_table_refuses_callers_until_one_ends() -> None:
+    table = LegTable(capacity=4)
     first, second = _leg(1), _leg(2)
     table.add(first)
+    assert table.can_accept_caller()
     table.add(second)
-    assert not table.can_accept_caller() and table.free == 0
+    # Two legs are free, but they are the two callers' seat legs.
+    assert not table.can_accept_caller() and table.free == 2
+    seat = Leg(sip_call_id="s1@host", caller="ivr", caller_uri="", called="8001", kind=LegKind.SEAT)
+    table.add(seat)
+    third = _leg(3)
+    table.add(third)  # the table itself only counts: admission was decided before answering
     with pytest.raises(TransitionError):
-        table.add(_leg(3))
+        table.add(_leg(4))
 
-    assert table.remove(first.call_id) is first
-    assert table.can_accept_caller() and table.free == 1 and list(table) == [second]
+    table.remove(third.call_id)
+    assert table.remove(second.call_id) is second
+    assert table.can_accept_caller() and list(table) == [first, seat]
 
 
 def test_a_leg_rings_then_is_answered_then_ends_and_never_goes_back() -> None:

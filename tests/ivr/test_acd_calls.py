@@ -1,0 +1,206 @@
+"""Callers put through to agents over real SIP: seat phones register to Kamailio, callers press 0,
+the ACD offers them to seats in longest-idle order, the worker bridges and records both sides."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from acd.history import ChangeRecorder
+from acd.models import Disposition, Seat
+from acd.seat_states import SeatEvent, SeatState
+from acd.store import AcdStore
+from hotline.bus import EventBus
+from hotline.db import transaction
+from hotline.settings import Settings
+from ivr import kamailio
+from tests.ivr.lab import Phone, cdr, closed, event, recordings, samples, tone, write_wav
+
+if TYPE_CHECKING:
+    from tests.ivr.conftest import Proc, Softswitch
+
+pytestmark = [
+    pytest.mark.sip,
+    pytest.mark.skipif(kamailio.find_binary(Settings()) is None, reason="kamailio is not installed"),
+]
+
+# Short timers: a test waits seconds, not the production quarter minute.
+ACD_ENV = {
+    "HOTLINE_ACD_RING_TIMEOUT_S": "3",
+    "HOTLINE_ACD_WRAP_UP_S": "1",
+    "HOTLINE_ACD_DISPATCH_INTERVAL_S": "0.5",
+}
+# Voices well above every tone prompt (300 Hz + 37 Hz per prompt): what each side says.
+CALLER_HZ, SEAT_HZ = 2900.0, 3300.0
+STUCK = {SeatState.OFFERED, SeatState.TALKING, SeatState.HELD}
+
+
+def tone_share(path: Path, hz: float, window_s: float = 0.2) -> float:
+    """The largest share of a window's energy at `hz` (Goertzel): about 1 for a clean tone."""
+    pcm = samples(path)
+    n = int(window_s * 8000)
+    coeff = 2 * math.cos(2 * math.pi * hz / 8000)
+    best = 0.0
+    for start in range(0, len(pcm) - n, n // 2):
+        window = pcm[start : start + n]
+        total = sum(s * s for s in window)
+        if total < n * 100**2:  # quieter than a whisper: not a voice
+            continue
+        s1 = s2 = 0.0
+        for x in window:
+            s1, s2 = x + coeff * s1 - s2, s1
+        power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+        best = max(best, 2 * power / (n * total))
+    return best
+
+
+@dataclass
+class Centre:
+    """Two seats with registered phones, a pool of two workers behind Kamailio, and the ACD."""
+
+    softswitch: Softswitch
+    acd: AcdStore
+    passwords: dict[str, str]
+    voices: Path
+    workers: list[Proc] = field(default_factory=list)
+    seat_phones: dict[str, Phone] = field(default_factory=dict)
+
+    def seat_phone(self, extension: str, *, answer: bool = True) -> Phone:
+        lab = self.softswitch
+        self.acd.upsert_seat(extension, {"general": 1})
+        phone = Phone(
+            lab.ports(1),
+            lab.ports(10),
+            extension,
+            lab.root / f"seat-{extension}-heard.wav",
+            registrar=f"sip:127.0.0.1:{lab.settings.sip_port}",
+            password=self.passwords[extension],
+        )
+        lab.phones.append(phone)
+        assert phone.expect("registered", timeout=10) == "registered 200"
+        if not answer:
+            phone.send("autoanswer off")
+        self.seat_phones[extension] = phone
+        # The registrar tells the ACD; only then can the seat be offered calls.
+        assert lab.wait_for(lambda: self.acd.seat(extension).registered, timeout=10)
+        return phone
+
+    def ready(self, extension: str) -> None:
+        self.acd.upsert_seat(extension, {"general": 1})
+        if self.acd.seat(extension).state is SeatState.LOGGED_OUT:
+            self.acd.seat_event(extension, SeatEvent.LOGIN)
+        self.acd.seat_event(extension, SeatEvent.READY)
+
+    def caller(self, number: str) -> tuple[Phone, str]:
+        """A citizen calls 12345 through Kamailio and presses 0; (their phone, the call id)."""
+        lab = self.softswitch
+        before = {e.data["call_id"] for e in lab.events("call.arrived")}
+        phone = lab.phone(number)
+        phone.call(lab.uri())
+        arrived = event(lab, "call.arrived", caller=number)
+        assert arrived["call_id"] not in before
+        phone.send("dtmf 0")
+        return phone, str(arrived["call_id"])
+
+    def stuck(self) -> list[str]:
+        return [f"{s.extension}:{s.state.value}" for s in self.acd.seats() if s.state in STUCK]
+
+
+@pytest.fixture
+def centre(
+    softswitch: Softswitch, tone_prompt_dir: Path, db: sessionmaker[Session], tmp_path: Path
+) -> Iterator[Centre]:
+    passwords = {ext: secrets.token_urlsafe(12) for ext in ("8001", "8002")}
+    with transaction(db) as session:
+        for ext, password in passwords.items():
+            session.add(Seat(extension=ext, name=f"{ext}座席", sip_password=password, skills={"general": 1}))
+    env = {"HOTLINE_PROMPTS_DIR": str(tone_prompt_dir), **ACD_ENV}
+    softswitch.env.update(env)
+    workers = [softswitch.worker(i) for i in range(2)]
+    # As the supervisor does: the passwords are on file before Kamailio starts and loads them.
+    softswitch.registrar()
+    credentials = kamailio.seat_credentials_path(softswitch.settings)
+    assert softswitch.wait_for(lambda: credentials.exists() and "8002" in credentials.read_text())
+    softswitch.kamailio(workers=2)
+    acd = AcdStore(softswitch.redis, on_change=ChangeRecorder(db, EventBus(softswitch.redis)))
+    voices = tmp_path / "voices"
+    write_wav(voices / "caller.wav", tone(2.0, CALLER_HZ))
+    write_wav(voices / "seat.wav", tone(2.0, SEAT_HZ))
+    yield Centre(softswitch, acd, passwords, voices, workers)
+
+
+def talk(caller: Phone, seat: Phone, centre: Centre) -> None:
+    """Each side says something (a tone of its own) once the call is bridged."""
+    caller.send(f"play {centre.voices / 'caller.wav'}")
+    seat.send(f"play {centre.voices / 'seat.wav'}")
+
+
+def test_three_callers_two_seats_longest_idle_first_both_sides_heard_and_the_third_waits(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab = centre.softswitch
+    seat1 = centre.seat_phone("8001")
+    seat2 = centre.seat_phone("8002")
+    centre.ready("8002")  # ready longest: gets the first caller
+    centre.ready("8001")
+
+    first, first_id = centre.caller("13800000001")
+    assert event(lab, "call.answered", timeout=15, call_id=first_id)["seat"] == "8002"
+    second, second_id = centre.caller("13800000002")
+    assert event(lab, "call.answered", timeout=15, call_id=second_id)["seat"] == "8001"
+    assert seat2.expect("incoming").startswith("incoming") and seat1.expect("incoming")
+    talk(first, seat2, centre)
+    talk(second, seat1, centre)
+
+    third, third_id = centre.caller("13800000003")
+    queued = event(lab, "call.queued", timeout=15, call_id=third_id)
+    assert queued["position"] == 1  # read back to the caller as "您前面还有 一 位"
+    assert centre.acd.waiting("general") == [third_id]
+    lab.wait_for(lambda: False, timeout=2.5)  # the voices play; the third keeps waiting
+    assert {s.extension: s.state for s in centre.acd.seats()} == {
+        "8001": SeatState.TALKING,
+        "8002": SeatState.TALKING,
+    }
+
+    # The first caller hangs up: 8002 wraps up (1 s here), is ready by itself, and takes the third.
+    first.send("hangup")
+    first.expect("closed")
+    assert seat2.expect("disconnected")
+    answered = event(lab, "call.answered", timeout=15, call_id=third_id)
+    assert answered["seat"] == "8002"
+    states = [
+        (e.data["from"], e.data["state"]) for e in lab.events("seat.changed") if e.data["extension"] == "8002"
+    ]
+    assert ("talking", "wrap_up") in states and ("wrap_up", "ready") in states
+
+    row = closed(db, lab, first_id)
+    assert row.disposition is Disposition.ANSWERED and row.agent_answered_at is not None
+    assert row.seat_id is not None and row.agent_answered_at >= row.queued_at
+    legs = {r.leg: r for r in lab.wait_for(lambda: [r for r in recordings(db, first_id) if r.complete])}
+    lab.wait_for(lambda: len([r for r in recordings(db, first_id) if r.complete]) == 2)
+    legs = {r.leg: r for r in recordings(db, first_id)}
+    assert set(legs) == {"caller", "agent"} and all(r.complete for r in legs.values())
+    root = lab.settings.recordings_dir
+    # One file per leg, each with its own speaker: the caller's voice, and the agent's.
+    assert tone_share(root / legs["caller"].path, CALLER_HZ) > 0.5
+    assert tone_share(root / legs["agent"].path, SEAT_HZ) > 0.5
+    assert tone_share(root / legs["agent"].path, CALLER_HZ) < 0.2
+    # And each phone heard the other side.
+    assert tone_share(first.record, SEAT_HZ) > 0.5
+    seat2_heard = Path(seat2.expect("closed").split(" ", 1)[1])
+    assert tone_share(seat2_heard, CALLER_HZ) > 0.5
+
+    for phone in (second, third):
+        phone.send("hangup")
+        phone.expect("closed")
+    for call_id in (second_id, third_id):
+        assert closed(db, lab, call_id).disposition is Disposition.ANSWERED
+    assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
+    assert cdr(db, third_id) is not None
