@@ -79,6 +79,20 @@ class Settings(BaseModel):
     # A vosk model folder (e.g. vosk-model-small-cn-0.22); empty: no speech, DTMF only.
     vosk_model: Path | None = None
 
+    # Codecs the workers offer and accept, in order of preference (pjsua names); others are off.
+    sip_codecs: tuple[str, ...] = ("PCMA/8000", "PCMU/8000", "G722/16000")
+    # The trunk: Kamailio registers to this upstream softswitch/PBX/carrier (host[:port]; empty:
+    # no trunk) with digest auth, so that 12345 calls are delivered here, and calls out through it.
+    trunk_registrar: str = ""
+    trunk_username: str = Field(default="", description="the account at the carrier; empty: trunk_number")
+    trunk_password: SecretStr | None = None
+    trunk_auth_username: str = Field(default="", description="when it differs from trunk_username")
+    trunk_realm: str = Field(default="", description="empty: whatever realm the registrar challenges with")
+    trunk_expires_s: int = Field(default=300, ge=30, le=86400)
+    trunk_number: str = "12345"  # our Contact's user part: the number the carrier delivers to
+    # More ip[:port] the carrier sends calls from (its SBCs), exempt from pike like the registrar.
+    trunk_addresses: tuple[str, ...] = ()
+
     rq_queues: tuple[str, ...] = ("high", "default", "low")
 
     # Notifications outbox: a webhook (SMS gateway, department systems) and/or SMTP e-mail.
@@ -97,7 +111,7 @@ class Settings(BaseModel):
     restart_backoff_s: float = Field(default=0.5, gt=0, le=60)
     restart_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
 
-    @field_validator("rq_queues", mode="before")
+    @field_validator("rq_queues", "sip_codecs", "trunk_addresses", mode="before")
     @classmethod
     def _split_queues(cls, value: Any) -> Any:
         if isinstance(value, str):

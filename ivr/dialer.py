@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TRUNK_HEADER = "X-Hotline-Trunk"  # as ivr/templates/kamailio.cfg.j2 expects it
 POLL_S = 1.0  # how often an idle worker looks for requests
 RENEW_S = outbound.LEASE_S / 3
 # SIP final statuses of a call that was never answered, by what they mean to the requester.
@@ -203,16 +204,25 @@ class OutboundCall:
     def call_id(self) -> str:
         return self.info.call_id
 
+    @property
+    def direct(self) -> bool:
+        """A SIP URI is called as it is; a number goes out through the edge and its trunk."""
+        return self.request.target.startswith(("sip:", "sips:"))
+
     def uri(self) -> str:
         target = self.request.target
-        return target if target.startswith(("sip:", "sips:")) else f"sip:{target}@{self.ctx.edge_address}"
+        return target if self.direct else f"sip:{target}@{self.ctx.edge_address}"
 
     def dial(self) -> None:
         ctx, request = self.ctx, self.request
         self.dialer.legs.add(self.info)
         try:
             self.leg = self.dialer.edge.dial(
-                self.uri(), self, from_uri=f"sip:{request.caller_id}@{ctx.edge_address}"
+                self.uri(),
+                self,
+                from_uri=f"sip:{request.caller_id}@{ctx.edge_address}",
+                # Tells Kamailio this is a call out (to the trunk), not one for a seat or the IVR.
+                headers={} if self.direct else {TRUNK_HEADER: "1"},
             )
         except SipError as exc:
             log.warning("outbound %s to %s: %s", request.id, request.target, exc)

@@ -26,6 +26,7 @@ from pathlib import Path
 import jinja2
 
 from hotline.settings import Settings
+from ivr import trunk
 
 TEMPLATE = "kamailio.cfg.j2"
 DISPATCHER_SET = 1
@@ -107,6 +108,7 @@ def render(settings: Settings, tuning: Tuning | None = None) -> Path:
         dispatcher_list=dispatcher_list,
         seat_credentials=seat_credentials_path(settings),
         log_level=_LOG_LEVELS[settings.log_level],
+        **trunk.template_vars(settings, out),
         **asdict(tuning),
     )
     cfg = out / "kamailio.cfg"
@@ -138,4 +140,5 @@ def _write_atomic(path: Path, text: str) -> None:
     # A reload (kamcmd dispatcher.reload) must never read a half-written list.
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o600)  # the config holds the trunk's password
     tmp.replace(path)

@@ -63,6 +63,7 @@ def edge_config(settings: Settings, index: int, *, public: bool = False) -> Edge
         rtp_port=settings.rtp_base_port + index * settings.rtp_ports_per_worker,
         rtp_port_range=settings.rtp_ports_per_worker,
         max_calls=settings.sip_legs_per_worker,
+        codecs=settings.sip_codecs,
         log_level=_PJ_LOG_LEVELS[settings.log_level],
     )
 

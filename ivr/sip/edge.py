@@ -246,13 +246,22 @@ class SipEdge:
         """Run `job` on the pjsua2 thread after `delay_s`; only from the pjsua2 thread."""
         return self.timers.call_later(delay_s, job)
 
-    def dial(self, uri: str, listener: DialListener, *, from_uri: str = "") -> SipLeg:
+    def dial(
+        self,
+        uri: str,
+        listener: DialListener,
+        *,
+        from_uri: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> SipLeg:
         """Place a call to `uri`; its progress goes to `listener`. `SipError` if it cannot start."""
         if self._account is None:
             raise SipError("SIP is not started")
         call = Call(self, self._account, pj.PJSUA_INVALID_ID)
         call.listener = listener
-        prm = pj.CallOpParam(True)
+        prm = op(0, headers=headers)
+        prm.opt.audioCount = 1
+        prm.opt.videoCount = 0
         if from_uri:
             prm.txOption.localUri = from_uri
         try:

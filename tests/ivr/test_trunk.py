@@ -1,0 +1,121 @@
+"""The trunk: the hotline registers to a carrier's registrar, takes its calls and calls out through it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from acd.models import Call
+from hotline.settings import Settings
+from ivr import kamailio, outbound
+from tests.ivr.lab import event
+from tests.ivr.test_kamailio import _count_ok, _request
+
+if TYPE_CHECKING:
+    from tests.ivr.conftest import Softswitch
+
+pytestmark = [
+    pytest.mark.sip,
+    pytest.mark.skipif(kamailio.find_binary(Settings()) is None, reason="kamailio is not installed"),
+]
+SCENARIOS = Path(__file__).parent / "scenarios"
+USER, PASSWORD = "hotline-lps", "s3cret:pw"
+
+
+def _carrier(softswitch: Softswitch, scenario: str, port: int, calls: int = 0) -> subprocess.Popen[bytes]:
+    """SIPp as the carrier's side on 127.0.0.1:`port`, checking digests for USER / PASSWORD;
+    with `calls`, it exits once that many have run (0 when each went as scripted)."""
+    argv = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port)]
+    argv += ["-m", str(calls)] if calls else []
+    argv += ["-key", "user", USER, "-key", "password", PASSWORD, "-mp", str(softswitch.ports(4))]
+    argv += ["-trace_logs", "-log_file", str(softswitch.root / f"{scenario}.log"), "-nostdin"]
+    argv += ["-timeout", "40", "-timeout_error"]
+    with (softswitch.root / f"{scenario}.out").open("wb") as out:
+        return subprocess.Popen(argv, cwd=softswitch.root, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _with_trunk(softswitch: Softswitch, registrar: int, **more: object) -> None:
+    softswitch.settings = softswitch.settings.model_copy(
+        update={
+            "trunk_registrar": f"127.0.0.1:{registrar}",
+            "trunk_username": USER,
+            "trunk_password": SecretStr(PASSWORD),
+            "trunk_expires_s": 30,
+            **more,
+        }
+    )
+
+
+def _flood(sock: socket.socket, port: int, seconds: float = 1.5) -> tuple[int, int]:
+    """OPTIONS at a scanner's pace from `sock`: (sent, answered)."""
+    sent = answered = 0
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        sock.sendto(_request("OPTIONS", f"sip:127.0.0.1:{port}"), ("127.0.0.1", port))
+        sent += 1
+        answered += _count_ok(sock, wait_s=0.0)
+        time.sleep(0.002)
+    return sent, answered + _count_ok(sock, wait_s=0.5)
+
+
+def test_the_hotline_registers_with_a_digest_refreshes_in_time_and_takes_the_carriers_calls(
+    softswitch: Softswitch,
+) -> None:
+    registrar = softswitch.ports(1)
+    carrier_sbc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    carrier_sbc.bind(("127.0.0.1", 0))
+    sbc = f"127.0.0.1:{carrier_sbc.getsockname()[1]}"
+    sipp = _carrier(softswitch, "trunk_registrar.xml", registrar, calls=1)
+    _with_trunk(softswitch, registrar, trunk_addresses=(sbc,))
+    softswitch.worker(0)
+    softswitch.kamailio(workers=1)
+    port = softswitch.settings.sip_port
+
+    # While the registration runs: the carrier's addresses are never cut off, a stranger is.
+    with carrier_sbc, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        sent, answered = _flood(carrier_sbc, port)
+        assert sent > 400 and answered == sent
+        sent, answered = _flood(stranger, port)
+        assert answered < sent / 2
+
+    # 401, then a good digest: registered for 10 s, and refreshed before they ran out.
+    assert sipp.wait(timeout=40) == 0, (softswitch.root / "trunk_registrar.xml.out").read_text()
+    logged = (softswitch.root / "trunk_registrar.xml.log").read_text().split("\n")
+    contacts = [line for line in logged if line.startswith("registered")]
+    assert contacts == [f"registered 12345@127.0.0.1:{port} as sip:12345@127.0.0.1:{port}"] * 2
+
+    # The carrier delivers a call to the registered contact: a worker answers it as 12345.
+    call = softswitch.sipp(port, talk_ms=500)
+    assert call.wait() == 0, call.output()
+    assert event(softswitch, "call.arrived")["called"] == "12345"
+
+
+def test_a_call_to_a_number_goes_out_through_the_trunk_answering_its_challenge(
+    softswitch: Softswitch, tone_prompt_dir: Path, db: sessionmaker[Session]
+) -> None:
+    carrier = softswitch.ports(1)
+    sipp = _carrier(softswitch, "trunk_carrier.xml", carrier)
+    _with_trunk(softswitch, carrier)
+    softswitch.worker(0, env={"HOTLINE_PROMPTS_DIR": str(tone_prompt_dir)})
+    softswitch.kamailio(workers=1)
+    try:
+        request_id = outbound.originate(softswitch.redis, "13900000001", "notice", {"prompts": ["greeting"]})
+        done = event(softswitch, "outbound.result", timeout=20, request_id=request_id)
+    finally:
+        sipp.kill()
+        sipp.wait()
+    assert done["result"] == "answered" and done["heard"] is True
+    logged = (softswitch.root / "trunk_carrier.xml.log").read_text()
+    assert f"answered 13900000001 for {USER}" in logged
+    with db() as session:
+        row = session.scalars(select(Call).where(Call.call_id == done["call_id"])).one()
+    assert row.direction == "out" and row.callee == "13900000001" and row.answered_at is not None
