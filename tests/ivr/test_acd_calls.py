@@ -204,3 +204,78 @@ def test_three_callers_two_seats_longest_idle_first_both_sides_heard_and_the_thi
         assert closed(db, lab, call_id).disposition is Disposition.ANSWERED
     assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
     assert cdr(db, third_id) is not None
+
+
+def test_a_seat_that_does_not_answer_goes_not_ready_and_a_caller_or_seat_leaving_while_it_rings_frees_both(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab, acd = centre.softswitch, centre.acd
+    seat1 = centre.seat_phone("8001", answer=False)
+    centre.ready("8001")
+
+    # RONA: the phone rings 3 s unanswered; the seat is not ready and the caller back in the queue.
+    caller, call_id = centre.caller("13800000011")
+    assert seat1.expect("incoming", timeout=15)
+    assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.NOT_READY, timeout=10)
+    assert acd.seat("8001").reason == "rona" and acd.waiting("general") == [call_id]
+    assert seat1.expect("disconnected")  # the ringing stopped
+
+    # Ready again, it rings again, and the caller gives up while it rings: the seat is free.
+    centre.ready("8001")
+    assert seat1.expect("incoming", timeout=15)
+    caller.send("hangup")
+    caller.expect("closed")
+    assert seat1.expect("disconnected")
+    assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=5)
+    row = closed(db, lab, call_id)
+    assert row.disposition is Disposition.ABANDONED_QUEUE and row.agent_answered_at is None
+    assert any(step.get("result") == "rona" and step.get("seat") == "8001" for step in row.ivr_path)
+
+    # A seat logging out while its phone rings gives the call back; another seat takes it.
+    caller2, call2 = centre.caller("13800000012")
+    assert seat1.expect("incoming", timeout=15)
+    acd.seat_event("8001", SeatEvent.LOGOUT)
+    assert seat1.expect("disconnected")
+    assert acd.waiting("general") == [call2]
+    seat2 = centre.seat_phone("8002")
+    centre.ready("8002")
+    assert event(lab, "call.answered", timeout=15, call_id=call2)["seat"] == "8002"
+    assert seat2.expect("incoming")
+    caller2.send("hangup")
+    caller2.expect("closed")
+    assert closed(db, lab, call2).disposition is Disposition.ANSWERED
+    assert acd.seat("8001").state is SeatState.LOGGED_OUT
+    assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
+
+
+def test_the_agent_hanging_up_first_and_a_worker_killed_mid_call_leave_no_seat_stuck(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab, acd = centre.softswitch, centre.acd
+    seat = centre.seat_phone("8001")
+    centre.ready("8001")
+
+    # The agent hangs up first: the caller hears the goodbye and the hotline hangs up.
+    caller, call_id = centre.caller("13800000021")
+    event(lab, "call.answered", timeout=15, call_id=call_id)
+    seat.expect("media")
+    seat.send("hangup")
+    assert caller.expect("disconnected", timeout=10)
+    row = closed(db, lab, call_id)
+    assert row.disposition is Disposition.ANSWERED and row.seat_id is not None
+    assert {"node": "entry", "action": "goodbye"} in row.ivr_path
+    assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=10)
+
+    # The worker holding a bridged call is killed, then restarted: it closes the call as
+    # answered (the agent did talk) and the seat goes through wrap-up to ready.
+    caller2, call2 = centre.caller("13800000022")
+    answered = event(lab, "call.answered", timeout=15, call_id=call2)
+    index = int(answered["worker"].rsplit("-", 1)[1])
+    centre.workers[index].proc.kill()
+    centre.workers[index].proc.wait()
+    lab.worker(index)
+    row = closed(db, lab, call2)
+    assert row.disposition is Disposition.ANSWERED
+    assert any(step.get("event") == "worker_lost" for step in row.ivr_path)
+    assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=10)
+    assert not centre.stuck() and acd.waiting("general") == []
