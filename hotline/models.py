@@ -8,11 +8,13 @@ from hotline.db import Base
 from recordings.models import Recording
 from tickets.knowledge import Article
 from tickets.models import Department, Ticket, TicketCounter, TicketEvent
+from tickets.work_calendar import CalendarDay
 
 __all__ = [
     "Article",
     "AuditEntry",
     "Base",
+    "CalendarDay",
     "Call",
     "Department",
     "Recording",

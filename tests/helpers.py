@@ -8,7 +8,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from hotline.accounts import Role, User, hash_password
+from hotline.db import transaction
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -81,3 +86,25 @@ def log_in_page(page: Page, base: str, username: str, password: str) -> None:
     page.get_by_label("密码").fill(password)
     page.get_by_role("button", name="登录").click()
     expect(page.get_by_role("button", name="退出")).to_be_visible()
+
+
+def logged_in(
+    app: Flask,
+    db: sessionmaker[Session],
+    username: str,
+    role: Role,
+    password: str = "test-pass-phrase",
+) -> tuple[FlaskClient, str]:
+    """A new user with `role` (password already changed), and a client logged in as them + CSRF token."""
+    with transaction(db) as session:
+        session.add(
+            User(
+                username=username,
+                display_name=username,
+                role=role,
+                password_hash=hash_password(password),
+                must_change_password=False,
+            )
+        )
+    client = app.test_client()
+    return client, login(client, username, password)

@@ -3,7 +3,8 @@
 A limit is an amount and a unit: minutes or hours on the clock (emergencies and utilities run
 around the clock), working hours (office hours of working days) or working days. Working days
 follow the State Council's calendar (`chinese_calendar`): public holidays are off and the
-调休 weekend days are working days. N working days end at the close (23:59:59 local) of the Nth
+调休 weekend days are working days; a city's own overrides (`tickets.work_calendar`, passed in
+as `calendar`) come on top. N working days end at the close (23:59:59 local) of the Nth
 working day after the day of dispatch, so a ticket dispatched late in the day loses nothing.
 """
 
@@ -30,8 +31,15 @@ END_OF_DAY = dt.time(23, 59, 59)
 DUE_SOON = dt.timedelta(hours=24)
 
 
-def is_workday(day: dt.date) -> bool:
-    """A working day by the State Council's calendar; Monday to Friday for years it does not know."""
+# A city's working-day overrides: day -> True (working day) or False (day off).
+Calendar = Mapping[dt.date, bool]
+NO_OVERRIDES: Calendar = {}
+
+
+def is_workday(day: dt.date, calendar: Calendar = NO_OVERRIDES) -> bool:
+    """A working day by the city's overrides, else the State Council's calendar; else Monday-Friday."""
+    if day in calendar:
+        return calendar[day]
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
@@ -94,25 +102,31 @@ def end_of_day(day: dt.date, tz: ZoneInfo = LOCAL) -> dt.datetime:
     return dt.datetime.combine(day, END_OF_DAY, tzinfo=tz).astimezone(dt.UTC)
 
 
-def add_working_days(start: dt.datetime, days: int, tz: ZoneInfo = LOCAL) -> dt.datetime:
+def add_working_days(
+    start: dt.datetime, days: int, tz: ZoneInfo = LOCAL, calendar: Calendar = NO_OVERRIDES
+) -> dt.datetime:
     """The close of the `days`-th working day after the local day of `start`."""
     day = start.astimezone(tz).date()
     counted = 0
     while counted < days:
         day += dt.timedelta(days=1)
-        counted += is_workday(day)
+        counted += is_workday(day, calendar)
     return end_of_day(day, tz)
 
 
 def add_working_hours(
-    start: dt.datetime, hours: int, tz: ZoneInfo = LOCAL, office: OfficeHours = OfficeHours()
+    start: dt.datetime,
+    hours: int,
+    tz: ZoneInfo = LOCAL,
+    office: OfficeHours = OfficeHours(),
+    calendar: Calendar = NO_OVERRIDES,
 ) -> dt.datetime:
     """`start` plus `hours` counted only inside office hours of working days."""
     local = start.astimezone(tz)
     left = dt.timedelta(hours=hours)
     day = local.date()
     while True:
-        if is_workday(day):
+        if is_workday(day, calendar):
             opens = dt.datetime.combine(day, office.opens, tzinfo=tz)
             closes = dt.datetime.combine(day, office.closes, tzinfo=tz)
             begin = max(opens, local)
@@ -124,7 +138,9 @@ def add_working_hours(
         local = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
 
 
-def add_limit(start: dt.datetime, limit: Limit, tz: ZoneInfo = LOCAL) -> dt.datetime:
+def add_limit(
+    start: dt.datetime, limit: Limit, tz: ZoneInfo = LOCAL, calendar: Calendar = NO_OVERRIDES
+) -> dt.datetime:
     """The deadline of `limit` counted from `start` (a UTC or zone-aware time)."""
     if start.tzinfo is None:
         raise ValueError("deadlines need a zone-aware start time")
@@ -133,8 +149,8 @@ def add_limit(start: dt.datetime, limit: Limit, tz: ZoneInfo = LOCAL) -> dt.date
     if limit.unit is Unit.HOURS:
         return (start + dt.timedelta(hours=limit.amount)).astimezone(dt.UTC)
     if limit.unit is Unit.WORKING_HOURS:
-        return add_working_hours(start, limit.amount, tz)
-    return add_working_days(start, limit.amount, tz)
+        return add_working_hours(start, limit.amount, tz, calendar=calendar)
+    return add_working_days(start, limit.amount, tz, calendar)
 
 
 def _limits(table: Mapping[str, str]) -> dict[str, Limit]:
@@ -174,6 +190,11 @@ class DeadlinePolicy:
     )
     # An extension may not push the reply deadline further than this past the original one.
     max_extension: Limit = Limit(15, Unit.WORKING_DAYS)
+    # The city's working-day overrides, read from SQL where deadlines are set (`with_calendar`).
+    calendar: Calendar = field(default_factory=dict)
+
+    def with_calendar(self, calendar: Calendar) -> DeadlinePolicy:
+        return replace(self, calendar=calendar)
 
     def with_overrides(self, table: Mapping[str, str]) -> DeadlinePolicy:
         """A copy with limits replaced, keyed like `{"complaint": "7wd", "sign.normal": "1wd",
@@ -225,8 +246,8 @@ def compute(
 ) -> Deadlines:
     """The sign and reply deadlines of a ticket dispatched at `dispatched_at`."""
     reply_limit = policy.reply_limit(kind, urgency, category_limit)
-    sign = add_limit(dispatched_at, policy.sign_limit(urgency), tz)
-    reply = add_limit(dispatched_at, reply_limit, tz)
+    sign = add_limit(dispatched_at, policy.sign_limit(urgency), tz, policy.calendar)
+    reply = add_limit(dispatched_at, reply_limit, tz, policy.calendar)
     # Signing can never be due after the reply itself (a 2-hour emergency, say).
     return Deadlines(sign=min(sign, reply), reply=reply, reply_limit=reply_limit)
 
@@ -260,8 +281,8 @@ def extension_problem(
         return "已超过办结时限，不能再申请延期，请尽快办结"
     if end_of_day(proposed, tz) <= current:
         return "申请的新时限必须晚于当前办结时限"
-    if not is_workday(proposed):
+    if not is_workday(proposed, policy.calendar):
         return "申请的新时限应为工作日"
-    if end_of_day(proposed, tz) > add_limit(current, policy.max_extension, tz):
+    if end_of_day(proposed, tz) > add_limit(current, policy.max_extension, tz, policy.calendar):
         return f"延期不能超过{policy.max_extension.label}"
     return None

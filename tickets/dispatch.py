@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.db import utcnow
-from tickets import deadlines, lifecycle
+from tickets import deadlines, lifecycle, work_calendar
 from tickets.lifecycle import Action
 from tickets.models import (
     AssignmentRole,
@@ -225,7 +225,8 @@ def request_extension(
     )
     if pending is not None:
         raise DispatchError("已有待审核的延期申请")
-    problem = deadlines.extension_problem(policy, ticket.deadline_at, proposed, now)
+    calendar = work_calendar.overrides(session)
+    problem = deadlines.extension_problem(policy.with_calendar(calendar), ticket.deadline_at, proposed, now)
     if problem:
         raise DispatchError(problem)
     apply(

@@ -1,4 +1,4 @@
-"""Department performance read from SQL, and its export as CSV and XLSX for the city's rankings."""
+"""Department performance read from SQL, and report tables exported as CSV and XLSX (the city's rankings)."""
 
 from __future__ import annotations
 
@@ -100,23 +100,33 @@ def rows_for_export(ranked: Sequence[tuple[Department, Figures]]) -> list[list[s
 
 
 def to_csv(ranked: Sequence[tuple[Department, Figures]]) -> bytes:
+    return csv_bytes(HEADER, rows_for_export(ranked))
+
+
+def to_xlsx(ranked: Sequence[tuple[Department, Figures]], title: str) -> bytes:
+    return xlsx_bytes("承办单位考核", title, HEADER, rows_for_export(ranked))
+
+
+def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
+    """Any report table as CSV."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(HEADER)
-    writer.writerows(rows_for_export(ranked))
+    writer.writerow(header)
+    writer.writerows(rows)
     # UTF-8 with a BOM: Excel on Chinese Windows opens it with the right characters.
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def to_xlsx(ranked: Sequence[tuple[Department, Figures]], title: str) -> bytes:
+def xlsx_bytes(sheet_name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
+    """Any report table as an XLSX workbook: a title line, the header, the rows."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = "承办单位考核"
+    sheet.title = sheet_name[:31]  # Excel's limit for sheet names
     sheet.append([title])
-    sheet.append(HEADER)
-    for row in rows_for_export(ranked):
-        sheet.append(row)
+    sheet.append(list(header))
+    for row in rows:
+        sheet.append(list(row))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

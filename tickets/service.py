@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from hotline.accounts import audit
 from hotline.db import utcnow
-from tickets import catalog, deadlines, followups
+from tickets import catalog, deadlines, followups, work_calendar
 from tickets.lifecycle import Action, next_status
 from tickets.models import (
     AssignmentRole,
@@ -201,5 +201,7 @@ def _send(
         share.signed_at, share.replied_at, share.reply = None, None, ""
     with session.no_autoflush:
         category_limit = catalog.category_limit(session, ticket.category_code)
+    # The city's own holidays and working days count as the national calendar's do.
+    policy = policy.with_calendar(work_calendar.overrides(session))
     times = deadlines.compute(policy, now, ticket.request_kind, ticket.urgency, category_limit)
     ticket.dispatched_at, ticket.sign_deadline_at, ticket.deadline_at = now, times.sign, times.reply

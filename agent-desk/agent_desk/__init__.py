@@ -6,6 +6,8 @@ Talks to the softswitch only through Redis commands and events; never imports `i
 from __future__ import annotations
 
 from agent_desk.admin import admin_bp
+from agent_desk.admin_org import org_bp
+from agent_desk.admin_prompts import prompts_bp
 from agent_desk.agent import agent_bp
 from agent_desk.catalog_admin import catalog_bp
 from agent_desk.centre import centre_bp
@@ -14,6 +16,17 @@ from agent_desk.reports import reports_bp
 from agent_desk.views import bp
 from agent_desk.wallboard import wall_bp
 
-BLUEPRINTS = (bp, agent_bp, wall_bp, reports_bp, admin_bp, knowledge_bp, centre_bp, catalog_bp)
+BLUEPRINTS = (
+    bp,
+    agent_bp,
+    wall_bp,
+    reports_bp,
+    admin_bp,
+    knowledge_bp,
+    centre_bp,
+    catalog_bp,
+    org_bp,
+    prompts_bp,
+)
 
 __all__ = ["BLUEPRINTS"]

@@ -1,8 +1,9 @@
-"""The supervisor's wallboard: seats by state with time in state, and the queues."""
+"""The supervisor's wallboard: seats by state with time in state, the queues, and today's charts."""
 
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
@@ -13,11 +14,14 @@ from acd.reports import wallboard_figures
 from acd.seat_states import NOT_READY_REASONS
 from acd.store import AcdStore
 from agent_desk.agent import STATE_LABELS
+from agent_desk.call_report import call_report
+from agent_desk.report_tables import pct
 from hotline.accounts import Role, User, require_role
 
 wall_bp = Blueprint("wallboard", __name__, template_folder="templates", url_prefix="/wallboard")
 
 QUEUE_LABELS = {"general": "综合", "enterprise": "涉企专席", "dialect": "方言专席"}
+LOCAL = ZoneInfo("Asia/Shanghai")
 
 
 @wall_bp.get("/")
@@ -61,3 +65,31 @@ def state() -> ResponseReturnValue:
         for name, stats in store.queue_stats().items()
     ]
     return jsonify(seats=seats, queues=queues, at=now, **figures)
+
+
+@wall_bp.get("/api/charts")
+@require_role(Role.SUPERVISOR, Role.ADMIN)
+def charts() -> ResponseReturnValue:
+    """Today's calls per quarter hour up to now (offered, answered, abandoned, service level)."""
+    store: AcdStore = current_app.extensions["hotline"]["acd"]
+    now = dt.datetime.fromtimestamp(store.clock(), dt.UTC)
+    local = now.astimezone(LOCAL)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    with current_app.extensions["hotline"]["db"]() as session:
+        rows, total = call_report(session, midnight, now, "quarter")
+    found = {int(r.key): r for r in rows}
+    # Every quarter hour from midnight to now, so the time axis has no holes.
+    slots = range(local.hour * 4 + local.minute // 15 + 1)
+    labels = [f"{q // 4:02d}:{q % 4 * 15:02d}" for q in slots]
+    return jsonify(
+        labels=labels,
+        offered=[found[q].offered if q in found else 0 for q in slots],
+        answered=[found[q].answered if q in found else 0 for q in slots],
+        abandoned=[found[q].abandoned if q in found else 0 for q in slots],
+        service_level=[_percent(found[q].service_level) if q in found else None for q in slots],
+        today={"offered": total.offered, "service_level": pct(total.service_level)},
+    )
+
+
+def _percent(rate: float | None) -> float | None:
+    return None if rate is None else round(rate * 100, 1)

@@ -11,26 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Seat
-from hotline.accounts import AuditEntry, Role, User, hash_password
-from hotline.db import transaction
-from tests.helpers import csrf_of, login
+from hotline.accounts import AuditEntry, Role, User
+from tests.helpers import csrf_of, logged_in
 
 Login = Callable[[FlaskClient, str], str]
 
 
 def _admin(app: Flask, db: sessionmaker[Session]) -> tuple[FlaskClient, str]:
-    with transaction(db) as session:
-        session.add(
-            User(
-                username="root",
-                display_name="管理员",
-                role=Role.ADMIN,
-                password_hash=hash_password("admin-pass-phrase"),
-                must_change_password=False,
-            )
-        )
-    client = app.test_client()
-    return client, login(client, "root", "admin-pass-phrase")
+    return logged_in(app, db, "root", Role.ADMIN)
 
 
 def _flash(client: FlaskClient) -> str:

@@ -76,3 +76,40 @@ def test_seat_buttons_wallboard_and_screen_pop(
     agent.get_by_role("button", name="提交工单").click()
     expect(agent.locator("#ticket-result")).to_contain_text("已提交（直接办结）")
     assert errors == []
+
+
+def test_wallboard_charts_draw_today_and_follow_a_new_call(
+    browser: Browser, live_server: str, event_bus: bus.EventBus, db: Any, people: Any
+) -> None:
+    import datetime as dt
+
+    from acd.models import Call
+    from hotline.db import transaction
+
+    lead = browser.new_context().new_page()
+    errors: list[str] = []
+    lead.on("pageerror", lambda exc: errors.append(str(exc)))
+    _login(lead, live_server, "lead")
+    lead.goto(f"{live_server}/wallboard/")
+    expect(lead.locator("#connection")).to_have_text("已连接")
+    expect(lead.locator("#charts")).to_have_attribute("data-offered", "0")
+
+    def chart(canvas: str, expression: str) -> Any:
+        return lead.evaluate(f"() => {{ const c = Chart.getChart('{canvas}'); return {expression}; }}")
+
+    # All three charts are drawn: the seat chart counts seat 8001 as not logged in.
+    assert chart("chart-calls", "c.data.labels[0]") == "00:00"
+    assert chart("chart-seats", "c.data.datasets[0].data[6]") == 1
+    assert lead.locator("#chart-calls").bounding_box()["height"] > 100  # type: ignore[index]
+
+    # A caller gives up after 20 s; the next seat event makes the charts read today's figures again.
+    now = dt.datetime.now(dt.UTC)
+    midnight = now.astimezone(dt.timezone(dt.timedelta(hours=8))).replace(hour=0, minute=0, second=0)
+    queued = max(now - dt.timedelta(seconds=20), midnight)  # today in Shanghai, whenever this runs
+    with transaction(db) as session:
+        session.add(Call(call_id="gave-up", queued_at=queued, ended_at=queued + dt.timedelta(seconds=20)))
+    change = {"extension": "8001", "state": "logged_out"}
+    event_bus.publish("seat.changed", change, rooms=("role:supervisor",))
+    expect(lead.locator("#charts")).to_have_attribute("data-offered", "1", timeout=5000)
+    assert sum(chart("chart-calls", "c.data.datasets[2].data")) == 1
+    assert errors == []

@@ -9,11 +9,10 @@ import pytest
 import redis
 
 from hotline import bus
-from hotline.accounts import Role, User, hash_password
-from hotline.db import transaction
+from hotline.accounts import Role
 from hotline.settings import Settings
 from hotline.web import close_app, create_app, start_relay
-from tests.helpers import login
+from tests.helpers import logged_in
 
 
 @pytest.fixture
@@ -57,31 +56,15 @@ def test_healthz_says_503_when_redis_is_down(settings: Settings, engine) -> None
     assert body["database"]["ok"] is True
 
 
-def _logged_in(app, db):  # type: ignore[no-untyped-def]
-    """A supervisor's browser session, and its CSRF token."""
-    with transaction(db) as session:
-        session.add(
-            User(
-                username="lead",
-                display_name="班长",
-                role=Role.SUPERVISOR,
-                password_hash=hash_password("pass-phrase-1"),
-                must_change_password=False,
-            )
-        )
-    client = app.test_client()
-    return client, login(client, "lead", "pass-phrase-1")
-
-
 def test_the_home_page_is_in_chinese_and_shows_the_state(app, db) -> None:  # type: ignore[no-untyped-def]
-    client, _ = _logged_in(app, db)
+    client, _ = logged_in(app, db, "lead", Role.SUPERVISOR)
     page = client.get("/").get_data(as_text=True)
     assert "12345 政务服务便民热线" in page and "数据库" in page and "正常" in page and "班长" in page
 
 
 def test_a_bus_event_reaches_the_socketio_room_it_names(app, db, event_bus: bus.EventBus) -> None:  # type: ignore[no-untyped-def]
     socketio = app.extensions["hotline"]["socketio"]
-    browser, token = _logged_in(app, db)
+    browser, token = logged_in(app, db, "lead", Role.SUPERVISOR)
     client = socketio.test_client(app, flask_test_client=browser, auth={"csrf": token})
     assert client.is_connected()
     relay_stop = threading.Event()

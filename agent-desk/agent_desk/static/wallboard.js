@@ -1,4 +1,5 @@
-// The supervisor wallboard: redraws on every seat or queue event, and every few seconds.
+// The supervisor wallboard: redraws on every seat or queue event, and every few seconds;
+// the charts re-read today's intervals on (re)connect, after seat changes and every 30 s.
 (function () {
   "use strict";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -54,6 +55,65 @@
       : "话务量不足，暂无排班建议";
   }
 
+  const STATES = [
+    ["ready", "示闲", "#2e7d32"], ["not_ready", "示忙", "#ef6c00"], ["offered", "振铃", "#64b5f6"],
+    ["talking", "通话中", "#1565c0"], ["held", "保持", "#0d47a1"], ["wrap_up", "话后处理", "#6a1b9a"],
+    ["logged_out", "未签入", "#bdbdbd"],
+  ];
+  const charts = {};
+  function makeCharts() {
+    if (typeof Chart === "undefined") { return; }
+    const options = { animation: false, maintainAspectRatio: false };
+    charts.calls = new Chart($("chart-calls"), {
+      type: "bar",
+      data: { labels: [], datasets: [
+        { label: "呼入人工", data: [], backgroundColor: "#90a4ae" },
+        { label: "接通", data: [], backgroundColor: "#1565c0" },
+        { label: "放弃", data: [], backgroundColor: "#b71c1c" },
+      ] },
+      options: { ...options, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
+    });
+    charts.level = new Chart($("chart-service-level"), {
+      type: "line",
+      data: { labels: [], datasets: [{ label: "15秒接通率 %", data: [], borderColor: "#b71c1c", spanGaps: true }] },
+      options: { ...options, scales: { y: { min: 0, max: 100 } } },
+    });
+    charts.seats = new Chart($("chart-seats"), {
+      type: "doughnut",
+      data: { labels: STATES.map((s) => s[1]), datasets: [{ data: STATES.map(() => 0), backgroundColor: STATES.map((s) => s[2]) }] },
+      options,
+    });
+  }
+
+  function showSeatChart(seats) {
+    if (!charts.seats) { return; }
+    charts.seats.data.datasets[0].data = STATES.map(([state]) => seats.filter((s) => s.state === state).length);
+    charts.seats.update();
+  }
+
+  async function refreshCharts() {
+    if (!charts.calls) { return; }
+    const response = await fetch("/wallboard/api/charts", { credentials: "same-origin" });
+    if (!response.ok) { return; }
+    const data = await response.json();
+    charts.calls.data.labels = data.labels;
+    charts.calls.data.datasets[0].data = data.offered;
+    charts.calls.data.datasets[1].data = data.answered;
+    charts.calls.data.datasets[2].data = data.abandoned;
+    charts.calls.update();
+    charts.level.data.labels = data.labels;
+    charts.level.data.datasets[0].data = data.service_level;
+    charts.level.update();
+    $("charts").dataset.offered = data.today.offered;
+  }
+
+  // Seat changes come in bursts (a call ends: talking -> wrap-up): read the charts once per burst.
+  let chartTimer = null;
+  function soonCharts() {
+    clearTimeout(chartTimer);
+    chartTimer = setTimeout(refreshCharts, 500);
+  }
+
   async function refresh() {
     const response = await fetch("/wallboard/api/state", { credentials: "same-origin" });
     if (!response.ok) { return; }
@@ -65,17 +125,21 @@
       duration(s.in_state_s), s.registered ? "已注册" : "未注册",
     ], s.state)));
     showFigures(data);
+    showSeatChart(data.seats);
     const queues = $("queues").querySelector("tbody");
     const rows = data.queues.map((q) => row([q.label, q.waiting, duration(q.longest_wait_s)]));
     if (!rows.length) { rows.push(row(["暂无排队", "", ""])); }
     queues.replaceChildren(...rows);
   }
 
+  makeCharts();
   const socket = io({ auth: { csrf }, transports: ["websocket", "polling"] });
-  socket.on("connect", () => { $("connection").textContent = "已连接"; refresh(); });
+  socket.on("connect", () => { $("connection").textContent = "已连接"; refresh(); refreshCharts(); });
   socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
-  socket.on("seat.changed", refresh);
+  socket.on("seat.changed", () => { refresh(); soonCharts(); });
   socket.on("queue.changed", refresh);
   setInterval(refresh, 5000);
+  setInterval(refreshCharts, 30000);
   refresh();
+  refreshCharts();
 })();
