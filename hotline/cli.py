@@ -179,6 +179,23 @@ def cmd_sip_worker(settings: Settings, args: argparse.Namespace) -> int:
     return worker.run(settings, args.index, public=args.public)
 
 
+def cmd_phone(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.sip import softphone
+
+    config = softphone.PhoneConfig(
+        extension=args.extension,
+        password=args.password,
+        server=args.server or f"{settings.sip_host}:{settings.sip_port}",
+        port=args.port,
+        rtp_port=args.rtp_port,
+        wav_in=Path(args.wav_in) if args.wav_in else None,
+        wav_out=Path(args.wav_out) if args.wav_out else None,
+        auto_answer=not args.ring,
+        register=not args.no_register,
+    )
+    return softphone.Softphone(config).run()
+
+
 def cmd_registrar(settings: Settings, _args: argparse.Namespace) -> int:
     from ivr import registrar
 
@@ -218,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sip-worker", cmd_sip_worker, "run one pjsua2 SIP worker (started by softswitch/serve)")
     p.add_argument("--index", type=int, required=True)
     p.add_argument("--public", action="store_true", help="listen on the public SIP address (no Kamailio)")
+    p = add("phone", cmd_phone, "a softphone for a seat: headset (sounddevice) or WAV files in/out")
+    p.add_argument("--extension", required=True, help="the seat's extension, e.g. 1001")
+    p.add_argument("--password", required=True, help="the seat's SIP password")
+    p.add_argument("--server", help="the hotline's SIP address host:port (default: sip_host:sip_port)")
+    p.add_argument("--port", type=int, default=0, help="local SIP port (default: any free one)")
+    p.add_argument("--rtp-port", type=int, default=0, help="first local RTP port (default: any)")
+    p.add_argument("--wav-in", help="what the agent says: a WAV file played (repeated) in each call")
+    p.add_argument("--wav-out", help="what the agent hears: recorded to this WAV file (-2, -3 ... after)")
+    p.add_argument("--ring", action="store_true", help="let calls ring until `answer` is typed")
+    p.add_argument("--no-register", action="store_true", help="take calls sent straight to --port")
     add("registrar", cmd_registrar, "keep Kamailio's seat passwords and the seats' registrations in step")
 
     config = sub.add_parser("config", help="settings").add_subparsers(dest="config_command", required=True)
