@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets import deadlines, notify
+from tickets import deadlines, notify, work_calendar
 from tickets.lifecycle import Action
 from tickets.models import Ticket, TicketEvent
 from tickets.models_outcomes import RevisitTask
@@ -41,9 +41,9 @@ def outcome_event(session: Session, ticket: Ticket) -> TicketEvent | None:
     )
 
 
-def revisit_day(now: dt.datetime) -> dt.date:
+def revisit_day(now: dt.datetime, calendar: deadlines.Calendar = deadlines.NO_OVERRIDES) -> dt.date:
     """The next working day after `now` (local), when the revisit call is due."""
-    return deadlines.add_working_days(now, 1).astimezone(deadlines.LOCAL).date()
+    return deadlines.add_working_days(now, 1, calendar=calendar).astimezone(deadlines.LOCAL).date()
 
 
 def schedule_revisit(session: Session, ticket: Ticket, now: dt.datetime) -> RevisitTask | None:
@@ -53,8 +53,7 @@ def schedule_revisit(session: Session, ticket: Ticket, now: dt.datetime) -> Revi
         return None
     task = session.scalar(select(RevisitTask).where(RevisitTask.outcome_event_id == outcome.id))
     if task is None:
-        task = RevisitTask(
-            ticket_id=ticket.id, outcome_event_id=outcome.id, due_on=revisit_day(now), created_at=now
-        )
+        due_on = revisit_day(now, work_calendar.overrides(session))  # the city's holidays count too
+        task = RevisitTask(ticket_id=ticket.id, outcome_event_id=outcome.id, due_on=due_on, created_at=now)
         session.add(task)
     return task

@@ -35,7 +35,7 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[DepartmentKind] = mapped_column(str_enum(DepartmentKind))
     hotline_number: Mapped[str] = mapped_column(String(32), default="")
-    # Who the centre calls there about a ticket (name and phone), shown to agents and supervisors.
+    # Whom the centre calls there about a ticket (name and phone); kept on the admin page.
     contact: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # Where notifications go by e-mail besides the department system's webhook ("" for none).
     notify_email: Mapped[str] = mapped_column(String(200), default="", server_default="")

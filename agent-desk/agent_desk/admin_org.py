@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Seat
 from acd.store import AcdStore
+from agent_desk.call_report import QUEUE_LABELS
 from hotline.accounts import Role, audit, require_role
 from hotline.db import transaction
 from tickets.deadlines import is_workday
@@ -31,7 +32,6 @@ KIND_LABELS = {
     DepartmentKind.DISTRICT: "区县",
     DepartmentKind.ENTERPRISE: "公共服务企业",
 }
-QUEUE_LABELS = {"general": "综合", "enterprise": "涉企专席", "dialect": "方言专席"}
 LEVELS = {1: "熟练（优先）", 2: "一般", 3: "备用"}
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
 PHONE = re.compile(r"^[0-9+\-]{3,32}$")

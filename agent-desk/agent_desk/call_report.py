@@ -25,7 +25,8 @@ from hotline.accounts import User
 
 SHORT_ABANDON_S = 5.0
 BUSY_STATES = ("offered", "talking", "held", "wrap_up")
-QUEUE_LABELS = {"general": "综合", "enterprise": "涉企专席", "dialect": "方言专席", "": "未进队列"}
+# Queues are named by the skill they need (the IVR menu chooses one); the desk's names for them.
+QUEUE_LABELS = {"general": "综合", "enterprise": "涉企专席", "dialect": "方言专席"}
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def call_report(
         return _by_seat(session, grouped, times), total_row
     rows = []
     for r in grouped:
-        label = QUEUE_LABELS.get(r.key, r.key) if by == "queue" else _time_label(r.key, by)
+        label = (QUEUE_LABELS.get(r.key, r.key) or "未进队列") if by == "queue" else _time_label(r.key, by)
         rows.append(_row(str(r.key), label, r, overall.wrap_up_mean_s, None))
     return rows, total_row
 

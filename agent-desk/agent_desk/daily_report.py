@@ -29,8 +29,12 @@ log = logging.getLogger(__name__)
 LOCAL = ZoneInfo("Asia/Shanghai")
 
 
+def reports_dir(var_dir: Path) -> Path:
+    return var_dir / "reports"
+
+
 def report_path(var_dir: Path, day: dt.date) -> Path:
-    return var_dir / "reports" / f"{day.isoformat()}.html"
+    return reports_dir(var_dir) / f"{day.isoformat()}.html"
 
 
 def render(session: Session, day: dt.date, now: dt.datetime) -> str:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from agent_desk.call_report import call_report
+from agent_desk.daily_report import report_path, reports_dir
 from agent_desk.hot_topics import hot_topics
 from agent_desk.report_tables import Table, call_table, ticket_table, topic_table
 from agent_desk.ticket_report import GROUPINGS, ticket_report
@@ -155,6 +156,29 @@ def departments() -> ResponseReturnValue:
         periods=PERIODS,
         day=day.isoformat(),
     )
+
+
+@reports_bp.get("/daily")
+@require_role(Role.SUPERVISOR, Role.ADMIN)
+def daily() -> ResponseReturnValue:
+    """The daily reports the worker wrote (日报), newest first."""
+    folder = reports_dir(current_app.extensions["hotline"]["settings"].var_dir)
+    days = sorted((p.stem for p in folder.glob("????-??-??.html")), reverse=True) if folder.is_dir() else []
+    return render_template("desk/reports_daily.html", days=days)
+
+
+@reports_bp.get("/daily/<day>.html")
+@require_role(Role.SUPERVISOR, Role.ADMIN)
+def daily_file(day: str) -> ResponseReturnValue:
+    try:
+        wanted = dt.date.fromisoformat(day)  # also keeps the name inside the folder
+    except ValueError:
+        abort(404)
+    path = report_path(current_app.extensions["hotline"]["settings"].var_dir, wanted)
+    if not path.is_file():
+        abort(404)
+    # A download: the file carries its own style, which the site's CSP would not apply inline.
+    return _download(path.read_bytes(), f"12345日报-{wanted.isoformat()}.html", "text/html; charset=utf-8")
 
 
 def _quote(text: str) -> str:

@@ -14,13 +14,12 @@ from acd.reports import wallboard_figures
 from acd.seat_states import NOT_READY_REASONS
 from acd.store import AcdStore
 from agent_desk.agent import STATE_LABELS
-from agent_desk.call_report import call_report
+from agent_desk.call_report import QUEUE_LABELS, call_report
 from agent_desk.report_tables import pct
 from hotline.accounts import Role, User, require_role
 
 wall_bp = Blueprint("wallboard", __name__, template_folder="templates", url_prefix="/wallboard")
 
-QUEUE_LABELS = {"general": "综合", "enterprise": "涉企专席", "dialect": "方言专席"}
 LOCAL = ZoneInfo("Asia/Shanghai")
 
 

@@ -112,4 +112,9 @@ def test_wallboard_charts_draw_today_and_follow_a_new_call(
     event_bus.publish("seat.changed", change, rooms=("role:supervisor",))
     expect(lead.locator("#charts")).to_have_attribute("data-offered", "1", timeout=5000)
     assert sum(chart("chart-calls", "c.data.datasets[2].data")) == 1
+
+    # The calls report draws its chart from the same figures (bars: answered, abandoned).
+    lead.goto(f"{live_server}/reports/calls?period=day")
+    expect(lead.locator("#report tfoot")).to_contain_text("合计")
+    assert sum(chart("report-chart", "c.data.datasets[1].data")) == 1
     assert errors == []

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +46,24 @@ def test_the_worker_writes_a_days_report_by_dotted_name_and_again_the_same(
     assert "<td>电话</td><td>2</td>" in report and "<td>路灯</td><td>2</td>" in report
     assert "<script" not in report
     assert [p.name for p in (var_dir / "reports").iterdir()] == [f"{DAY}.html"]  # no temporary left
+
+
+def test_supervisors_list_and_download_the_daily_reports(
+    app: Flask, var_dir: Path, db: sessionmaker[Session], login_as: Callable[[FlaskClient, str], str]
+) -> None:
+    from agent_desk.daily_report import daily_report
+
+    daily_report(DAY)
+    lead, agent = app.test_client(), app.test_client()
+    login_as(lead, "lead")
+    login_as(agent, "agent1")
+    assert f'href="/reports/daily/{DAY}.html"' in lead.get("/reports/daily").get_data(as_text=True)
+    download = lead.get(f"/reports/daily/{DAY}.html")
+    assert "attachment" in download.headers["Content-Disposition"]
+    assert "日报（2026年11月20日）" in download.get_data(as_text=True)
+    assert lead.get("/reports/daily/2026-11-19.html").status_code == 404
+    assert lead.get("/reports/daily/..%2Fsecret_key.html").status_code == 404
+    assert agent.get("/reports/daily").status_code == 403
 
 
 def test_without_a_day_it_writes_yesterday_once(

@@ -55,7 +55,8 @@ def test_an_approved_reply_is_revisited_the_next_working_day_and_closed_when_sat
     with db() as session:
         ticket = _ticket(session, number)
         assert ticket.status is TicketStatus.CLOSED and ticket.closed_at is not None
-        actions = session.scalars(select(TicketEvent.action).where(TicketEvent.ticket_id == ticket.id)).all()
+        query = select(TicketEvent.action).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
+        actions = session.scalars(query).all()  # in id order: PostgreSQL returns unordered rows otherwise
         assert actions[-3:] == ["approve_reply", "revisit", "close"]
         assert revisit.due_revisits(session, dt.date(2026, 10, 9)) == []
         closed = session.scalars(select(Notification).where(Notification.kind == "ticket.closed")).one()
