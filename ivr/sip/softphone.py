@@ -73,21 +73,36 @@ class Headset:
         self.mic: collections.deque[bytes] = collections.deque(maxlen=MAX_BUFFERED_FRAMES)
         self.speaker: collections.deque[bytes] = collections.deque(maxlen=MAX_BUFFERED_FRAMES)
         frames = FRAME_BYTES // 2
-        self.stream = sounddevice.RawStream(
-            samplerate=RATE, channels=1, dtype="int16", blocksize=frames, callback=self._audio
-        )
+        # Two streams, not one duplex stream: through ALSA's pulse plugin a duplex stream stalled
+        # after a few callbacks here, and "high" latency put 1.5 s between speaker and microphone.
+        common: dict[str, Any] = {
+            "samplerate": RATE,
+            "channels": 1,
+            "dtype": "int16",
+            "blocksize": frames,
+            "latency": "low",
+        }
+        self.streams = [
+            sounddevice.RawInputStream(callback=self._heard, **common),
+            sounddevice.RawOutputStream(callback=self._speak, **common),
+        ]
 
-    def _audio(self, indata: Any, outdata: Any, _frames: int, _time: Any, _status: Any) -> None:
-        # PortAudio's thread: hand the microphone over, take what the caller said.
+    def _heard(self, indata: Any, _frames: int, _time: Any, _status: Any) -> None:
+        # PortAudio's threads: hand the microphone over, take what the caller said.
         self.mic.append(bytes(indata))
-        outdata[:] = self.speaker.popleft() if self.speaker else bytes(len(outdata))
+
+    def _speak(self, outdata: Any, _frames: int, _time: Any, _status: Any) -> None:
+        data = self.speaker.popleft() if self.speaker else b""
+        outdata[:] = data[: len(outdata)].ljust(len(outdata), b"\0")
 
     def start(self) -> None:
-        self.stream.start()
+        for stream in self.streams:
+            stream.start()
 
     def close(self) -> None:
-        self.stream.stop()
-        self.stream.close()
+        for stream in self.streams:
+            stream.stop()
+            stream.close()
 
 
 class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
