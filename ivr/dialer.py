@@ -263,8 +263,14 @@ class OutboundCall:
         # Early media (183) comes before the answer; the scene waits for both.
         if self.answered and self.media and self.scene is None:
             factory = self.dialer.scenes.get(self.request.scene, Notice)
-            self.scene = factory(self)
-            self.scene.start()
+            try:
+                self.scene = factory(self)
+                self.scene.start()
+            except Exception:
+                # A request the scene cannot use (no ticket_id...): no silent line left open.
+                log.exception("outbound %s: scene %r failed", self.request.id, self.request.scene)
+                self.outcome["scene_error"] = True
+                self.leg.hangup()
 
     def on_dtmf(self, leg: SipLeg, digit: str, method: str) -> None:
         if self.scene is not None:

@@ -90,6 +90,10 @@ def test_a_request_whose_worker_died_is_dialled_by_another(
     done = event(softswitch, "outbound.result", timeout=15, request_id=request_id)
     assert done["result"] == "answered" and done["worker"] == "sip-worker-0"
 
+    # A request its scene cannot use leaves no silent line open: the hotline hangs up.
+    broken = outbound.originate(softswitch.redis, target, "revisit", {})
+    assert event(softswitch, "outbound.result", request_id=broken)["scene_error"] is True
+
 
 def _resolved_directly(db: sessionmaker[Session]) -> tuple[int, str]:
     with transaction(db) as session:
