@@ -119,3 +119,23 @@ def test_a_call_to_a_number_goes_out_through_the_trunk_answering_its_challenge(
     with db() as session:
         row = session.scalars(select(Call).where(Call.call_id == done["call_id"])).one()
     assert row.direction == "out" and row.callee == "13900000001" and row.answered_at is not None
+
+
+def test_trunk_and_codec_settings_read_as_an_operator_writes_them(tmp_path: Path) -> None:
+    from hotline.settings import load_settings
+    from ivr import trunk, worker
+
+    env = {
+        "HOTLINE_SIP_CODECS": "PCMU/8000, PCMA/8000",
+        "HOTLINE_TRUNK_REGISTRAR": "127.0.0.1",
+        "HOTLINE_TRUNK_ADDRESSES": "127.0.0.2:5080, [::1]",
+        "HOTLINE_TRUNK_PASSWORD": "p:w",
+    }
+    settings = load_settings(environ=env, config_file=tmp_path / "absent.toml")
+    assert worker.edge_config(settings, 0).codecs == ("PCMU/8000", "PCMA/8000")
+    found = trunk.from_settings(settings, tmp_path / "db")
+    assert found is not None and found.proxy == "127.0.0.1:5060" and found.username == "12345"
+    assert found.peers == (("127.0.0.1", 5060), ("127.0.0.2", 5080), ("::1", None))
+    assert settings.masked()["trunk_password"] == "********"  # `hotline config show` hides it
+    with pytest.raises(trunk.TrunkError, match="does not resolve"):
+        trunk.from_settings(settings.model_copy(update={"trunk_registrar": "no-such-host.invalid"}), tmp_path)
