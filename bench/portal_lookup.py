@@ -4,7 +4,9 @@ Both apps run under `hotline.webserver.run` (gunicorn, one process, gthread, the
 access log): the hotline's own app, and a Flask app with one route that answers the same POST
 with the same 303 and touches nothing. wrk then POSTs the look-up form (ticket number + phone,
 with the CSRF token and session cookie a browser would have) to each in turn and the script
-prints both p99s and their ratio. Target (issue 5): the look-up's p99 within 3x of the bare one.
+prints both p99s and their ratio, and the server's CPU per request (its process group's CPU
+time over the run, divided by the requests served: steadier than latencies on a shared
+machine). Target (issue 5): the look-up's p99 within 3x of the bare one.
 
     python bench/portal_lookup.py                          # SQLite + embedded Redis under a temp dir
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/bench REDIS_URL=redis://127.0.0.1:6379/14 \\
@@ -105,6 +107,19 @@ def _form_state(base: str, number: str) -> tuple[str, str]:
     return body, "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
+def _group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by the processes of a process group (gunicorn and its worker)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ..., utime (11), stime (12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _wrk(url: str, body: str, cookie: str, args: argparse.Namespace, folder: Path) -> dict[str, float]:
     script = folder / "lookup.lua"
     script.write_text(WRK_SCRIPT.format(body=json.dumps(body), cookie=json.dumps(cookie)))
@@ -169,7 +184,10 @@ def main() -> int:
                 base = f"http://127.0.0.1:{port}"
                 _wait_up(f"{base}/portal/lookup")
                 body, cookie = _form_state(base, number) if kind == "real" else (f"number={number}", "")
+                cpu = _group_cpu(server.pid)
                 results[kind] = _wrk(f"{base}/portal/lookup", body, cookie, args, folder)
+                served = results[kind]["rate"] * args.duration
+                results[kind]["cpu_ms"] = (_group_cpu(server.pid) - cpu) / served * 1e3
             finally:
                 os.killpg(server.pid, 15)
                 server.wait(timeout=20)
@@ -183,7 +201,8 @@ def main() -> int:
     for kind, label in (("bare", "bare Flask endpoint"), ("real", "status look-up (number + phone)")):
         r = results[kind]
         print(
-            f"  {label}: {r['rate']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms"
+            f"  {label}: {r['rate']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms,"
+            f" server CPU {r['cpu_ms']:.2f} ms per request"
             + (f", {r['bad']:.0f} non-2xx/3xx" if r["bad"] else "")
         )
     ratio = results["real"]["p99"] / results["bare"]["p99"]

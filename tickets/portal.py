@@ -34,7 +34,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 
 from hotline.accounts import audit
 from hotline.db import transaction, utcnow
-from tickets import antiabuse, attachments, deadlines, labels, privacy, public, revisit
+from tickets import antiabuse, attachments, deadlines, labels, lookup_guard, privacy, public, revisit
 from tickets.models import Channel, RequestKind, Ticket, TicketStatus
 from tickets.models_outcomes import PortalSubmission, Satisfaction
 from tickets.portal_forms import (
@@ -74,6 +74,8 @@ def _source() -> str:
 
 
 def _grant(number: str) -> None:
+    if session.get(GRANTS, [])[-1:] == [number]:
+        return  # already the latest: an unchanged session is not signed and sent again
     granted = [n for n in session.get(GRANTS, []) if n != number]
     session[GRANTS] = [*granted, number][-MAX_GRANTS:]
 
@@ -233,6 +235,9 @@ def lookup() -> ResponseReturnValue:
         return render_template("portal/lookup.html", form=form), 400
     number = form.number.data.strip()
     phone = normal_phone(form.phone.data).replace("-", "")
+    redis, now = current_app.extensions["hotline"]["redis"], time.time()
+    if not lookup_guard.allowed(redis, _source(), number, now):
+        raise TooManyRequests()
     with transaction(_db()) as db:
         ticket = db.scalar(select(Ticket).where(Ticket.number == number))
         stored = normal_phone(ticket.caller_phone).replace("-", "") if ticket is not None else ""
@@ -240,6 +245,7 @@ def lookup() -> ResponseReturnValue:
         matches = hmac.compare_digest(stored.encode(), phone.encode()) and bool(stored)
         if ticket is None or not matches:
             audit(db, "portal.lookup_failed", target_type="ticket", target_id=number[:32], source=_source())
+            lookup_guard.failed(redis, _source(), number, now)
             flash(NOT_FOUND, "error")
             return render_template("portal/lookup.html", form=form), 404
     _grant(number)
@@ -303,17 +309,11 @@ def rate(number: str) -> ResponseReturnValue:
 
 
 def _setup(state: BlueprintSetupState) -> None:
-    """Rate limits per address (and per ticket number for look-ups) with the app's limiter."""
+    """Rate limits per address on submitting and rating, with the app's limiter."""
     limiter = state.app.extensions["hotline"].get("limiter")
     if limiter is None:
         raise RuntimeError("register tickets.portal after hotline.auth.init_auth (its limiter)")
     views = state.app.view_functions
-
-    def number_key() -> str:
-        return "portal-number:" + request.form.get("number", "").strip()[:32]
-
-    def failed(response: Any) -> bool:
-        return bool(response.status_code == 404)
 
     # Stacked limits of one limiter are all checked by the innermost wrapper.
     submit = limiter.limit("60 per hour")(views["portal.submit"])
@@ -321,9 +321,7 @@ def _setup(state: BlueprintSetupState) -> None:
         "5 per hour;20 per day", deduct_when=lambda response: response.status_code == 303
     )
     views["portal.submit"] = made_ticket(submit)
-    per_number = limiter.limit("10 per hour", methods=["POST"], key_func=number_key, deduct_when=failed)
-    per_address = limiter.limit("10 per 10 minutes;30 per day", methods=["POST"], deduct_when=failed)
-    views["portal.lookup"] = per_address(per_number(views["portal.lookup"]))
+    # Look-ups are limited by `tickets.lookup_guard` in the view: failures only, one round trip.
     views["portal.rate"] = limiter.limit("10 per hour")(views["portal.rate"])
 
 
