@@ -30,8 +30,10 @@ VERSION = "acd:version"
 SEATS = "acd:seats"
 QUEUES = "acd:queues"
 WAKE = "acd:wake"  # pub/sub: "something changed, dispatch now"
+AHT = "acd:aht"  # queue -> average handle (talk) time, a moving average over answered calls
 RETRIES = 50
-S_WRAP = SeatState.WRAP_UP
+AHT_WEIGHT = 0.2  # each answered call moves the average handle time a fifth of the way
+S_WRAP, S_OUT = SeatState.WRAP_UP, SeatState.LOGGED_OUT
 # Seat events that put the offered call back at the head of its queue.
 _GIVE_BACK = {SeatEvent.RONA, SeatEvent.LOGOUT, SeatEvent.CANCEL}
 
@@ -50,6 +52,14 @@ def _queue_key(queue: str) -> str:
 
 class Conflict(Exception):
     """The state kept changing under a decision; retried RETRIES times in vain."""
+
+
+class QueueUnavailable(Exception):
+    """Nobody can take a call of this queue: `reason` is nobody_logged_in or queue_full."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,8 @@ class AcdStore:
             if not raw:
                 raise KeyError(f"no seat {extension}")
             seat = _seat_from(extension, raw)
+            queue = pipe.hget(_call_key(seat.call_id), "queue") if seat.call_id else None
+            aht = pipe.hget(AHT, queue) if queue else None
             if call_id and seat.call_id != call_id:
                 raise SeatTransitionError(f"seat {extension} is not on call {call_id} any more")
             target = next_state(seat.state, event)
@@ -228,6 +240,11 @@ class AcdStore:
             if event is SeatEvent.ANSWER:
                 fields["calls_today"] = str(seat.calls_today + 1)
                 pipe.hset(_call_key(seat.call_id), "state", "bridged")
+            if target is SeatState.WRAP_UP and queue:
+                # What callers of this queue are told to expect: a moving average of talk times.
+                talk = now - seat.since
+                average = float(aht or talk)
+                pipe.hset(AHT, queue, repr(average + AHT_WEIGHT * (talk - average)))
             pipe.hset(_seat_key(extension), mapping=fields)
             return Change(extension, seat.state, target, reason, now, seat.call_id)
 
@@ -269,11 +286,29 @@ class AcdStore:
         return {"state": ready, "since": repr(now), "idle_since": repr(now), "call_id": "", "reason": ""}
 
     # Calls -----------------------------------------------------------------------------------
-    def enqueue(self, call_id: str, queue: str, priority: int = 0, caller: str = "", worker: str = "") -> int:
-        """Put a caller in a queue; returns its position (1 = next)."""
+    def enqueue(
+        self,
+        call_id: str,
+        queue: str,
+        priority: int = 0,
+        caller: str = "",
+        worker: str = "",
+        max_waiting: int | None = None,
+    ) -> int:
+        """Put a caller in a queue; returns its position (1 = next).
+
+        With `max_waiting`, `QueueUnavailable` instead when no seat with the queue's skill is logged
+        in or that many callers already wait (the caller is then offered the configured fallback).
+        """
         now = self.clock()
 
         def decide(pipe: Any) -> None:
+            if max_waiting is not None:
+                staffed = [s for s in self._read_seats() if queue in s.skills and s.state is not S_OUT]
+                if not staffed:
+                    raise QueueUnavailable("nobody_logged_in")
+                if pipe.zcard(_queue_key(queue)) >= max_waiting:
+                    raise QueueUnavailable("queue_full")
             pipe.multi()
             pipe.hset(
                 _call_key(call_id),
@@ -304,6 +339,18 @@ class AcdStore:
             score = self._score(int(raw.get("priority", 0)), float(raw["entered_at"]))
             pipe.zadd(_queue_key(raw["queue"]), {call_id: score})
             pipe.hset(_call_key(call_id), mapping={"state": "waiting", "seat": ""})
+
+    def expected_wait(self, call_id: str, default_aht_s: float) -> float:
+        """Seconds this waiting caller may still wait: callers ahead (and itself) times the queue's
+        average handle time, shared by the seats logged in with its skill. 0 when not waiting."""
+        raw = self.redis.hgetall(_call_key(call_id))
+        position = self.position(call_id)
+        if not raw or not position:
+            return 0.0
+        queue = raw["queue"]
+        aht = float(self.redis.hget(AHT, queue) or default_aht_s)
+        staffed = sum(1 for s in self.seats() if queue in s.skills and s.state is not S_OUT)
+        return position * aht / max(1, staffed)
 
     def offered_to(self, call_id: str) -> str:
         """The seat this call is offered to or bridged with now ("" when it waits or is gone)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from acd.callbacks import CallbackTask
 from acd.models import Call, Seat, SeatEvent
 from hotline.accounts import AuditEntry, User
 from hotline.db import Base
@@ -16,6 +17,7 @@ __all__ = [
     "Base",
     "CalendarDay",
     "Call",
+    "CallbackTask",
     "Department",
     "Recording",
     "Seat",

@@ -70,6 +70,13 @@ class Settings(BaseModel):
     acd_wrap_up_s: float = Field(default=30.0, ge=0, le=3600)
     # How often a worker with waiting callers looks for ready seats without being woken.
     acd_dispatch_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Nobody logged in with the queue's skill, or this many callers already waiting: the caller
+    # hears that nobody can take the call and gets the fallback (leave a voicemail, be called
+    # back, or a goodbye).
+    acd_max_waiting: int = Field(default=50, ge=1, le=100_000)
+    acd_fallback: Literal["voicemail", "callback", "goodbye"] = "voicemail"
+    # The handle time a queue's expected wait is computed with until calls have been measured.
+    acd_default_handle_s: float = Field(default=180.0, gt=0, le=3600)
 
     # Voice prompts (catalog.toml and audio/<lang>/); empty means voice-prompts/ beside the code.
     prompts_dir: Path | None = None

@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd import callbacks
+from acd.callbacks import CallbackReason
 from acd.models import Call, Disposition, Seat
 from hotline.db import transaction, utcnow
 from recordings import storage
@@ -36,6 +38,11 @@ MIN_VOICEMAIL_S = 1.0
 CLOSE_WAIT_S = 3.0
 
 Factory = sessionmaker[Session]
+# Calls that end in these dispositions are called back (漏接回拨).
+MISSED = {
+    Disposition.ABANDONED_QUEUE: CallbackReason.ABANDONED_QUEUE,
+    Disposition.ABANDONED_IVR: CallbackReason.ABANDONED_IVR,
+}
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,12 @@ def close_call(factory: Factory, root: Path, closed: CallClosed) -> VoicemailSav
         row.ended_at = closed.ended_at
         row.ivr_path = list(closed.ivr_path)
         row.disposition = Disposition.VOICEMAIL if saved is not None else closed.disposition
+        missed = MISSED.get(row.disposition)
+        if missed is not None:
+            # 漏接回拨: booked with the record of the miss, so no missed call goes without a task.
+            callbacks.book(
+                session, row.caller, row.call_id, missed, queue=row.queue, entered_at=row.arrived_at
+            )
     return saved
 
 
@@ -290,6 +303,8 @@ def recover(factory: Factory, root: Path, worker: str, before: dt.datetime) -> R
             row.ended_at = now
             # An agent had answered: the caller was served, even if the end went unrecorded.
             row.disposition = Disposition.FAILED if row.agent_answered_at is None else Disposition.ANSWERED
+            if row.agent_answered_at is None:
+                callbacks.book(session, row.caller, row.call_id, CallbackReason.LOST, queue=row.queue)
             row.ivr_path = [*(row.ivr_path or []), {"event": "worker_lost", "recovered_at": now.isoformat()}]
             # A message the caller was leaving is kept: sealed and made a ticket like any other.
             messages = session.scalars(

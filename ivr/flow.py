@@ -69,7 +69,9 @@ TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
     FlowState.VOICEMAIL: frozenset({FlowState.MENU, FlowState.QUEUED, FlowState.GOODBYE, FlowState.ENDED}),
     # A transfer that fails goes to a person, never leaves the caller alone.
     FlowState.TRANSFER: frozenset({FlowState.QUEUED, FlowState.GOODBYE, FlowState.ENDED}),
-    FlowState.QUEUED: frozenset({FlowState.TALKING, FlowState.ENDED}),
+    # Waiting callers may leave a message or ask to be called back (a goodbye), or get that
+    # as the fallback when nobody can take the call.
+    FlowState.QUEUED: frozenset({FlowState.TALKING, FlowState.VOICEMAIL, FlowState.GOODBYE, FlowState.ENDED}),
     # The agent hung up first: the caller hears the goodbye.
     FlowState.TALKING: frozenset({FlowState.GOODBYE, FlowState.ENDED}),
     FlowState.GOODBYE: frozenset({FlowState.ENDED}),

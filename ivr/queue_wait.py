@@ -1,9 +1,13 @@
 """A caller waiting for a person: the queue, the comfort loop, the seat's phone ringing, the bridge.
 
 The `queue` leave action of a call flow, on the pjsua2 thread. The caller is queued in the ACD
-(Redis thread), joins this worker's `SeatLink`, and hears "please hold" and the position in a
-loop until an offer comes. The offer rings the seat (`SeatCall`) while the caller keeps hearing
-the loop; on answer the two are bridged and the call is the agent's. A seat that does not
+(Redis thread), joins this worker's `SeatLink`, and hears "please hold", the position, the
+expected wait and the options (1: leave a message, 2: keep the place and be called back) in a
+loop until an offer comes. When nobody can take the call (no seat logged in with the queue's
+skill, or too many waiting) the caller hears so and gets the configured fallback.
+
+An offer rings the seat (`SeatCall`) while the caller keeps hearing the loop; on answer the two
+are bridged and the call is the agent's. A seat that does not
 answer (RONA), refuses, or logs out while ringing puts the caller back at the head of the queue,
 and the loop goes on. When the seat hangs up first the caller hears the goodbye; when the caller
 hangs up, the seat leg is hung up and the seat goes to wrap-up (or back to ready if it was ringing).
@@ -12,16 +16,23 @@ hangs up, the seat leg is hung up and the seat goes to wrap-up (or back to ready
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING
 
+from acd import callbacks
+from acd.callbacks import CallbackReason
 from acd.models import Disposition
 from acd.seat_states import SeatEvent
+from acd.store import QueueUnavailable
+from hotline.db import transaction
 from ivr import cdr
 from ivr.menu import DEFAULT_QUEUE, Action, ActionKind
+from ivr.scenes import Goodbye
 from ivr.seat_call import SeatCall
 
 if TYPE_CHECKING:
     from ivr.flow import CallFlow
+    from ivr.seat_link import SeatTimes
     from ivr.timers import Timer
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,17 @@ def position_prompts(position: int) -> list[str]:
     return ["queue_position_before", count, "queue_position_after"]
 
 
+def wait_prompts(seconds: float) -> list[str]:
+    """ "预计等待时间约 N 分钟" (whole minutes, rounded up, 1-9); longer is "较长"; none when 0."""
+    if seconds <= 0:
+        return []
+    minutes = max(1, math.ceil(seconds / 60))
+    if minutes > 9:
+        return ["queue_wait_long"]
+    count = f"count_{minutes}" if minutes <= 2 else f"digit_{minutes}"
+    return ["queue_wait_before", count, "queue_wait_minutes"]
+
+
 class QueueWait:
     """In the ACD queue: comfort prompt and position in a loop until a seat takes the call."""
 
@@ -47,8 +69,10 @@ class QueueWait:
         self.queue = queue or DEFAULT_QUEUE
         self.position = 0
         self.queued = False
+        self.expected_s = 0.0
         self.seat: SeatCall | None = None
         self.talking = False
+        self.gone = False  # left the queue for a message or a callback
         self._timer: Timer | None = None
 
     def start(self) -> None:
@@ -63,16 +87,32 @@ class QueueWait:
         self._round()
 
     def _enqueue(self) -> None:
-        ctx, info = self.flow.ctx, self.flow.info
-        ctx.offload.redis(
-            lambda: ctx.acd().enqueue(info.call_id, self.queue, caller=info.caller, worker=ctx.worker),
-            on_done=self._queued,
-            on_error=lambda _exc: None,  # tried again at the next round
-        )
+        ctx, info, times = self.flow.ctx, self.flow.info, self._times()
+        max_waiting = times.max_waiting if times is not None else None
+        aht = times.default_aht_s if times is not None else 180.0
 
-    def _queued(self, position: int) -> None:
-        if self.flow.ended:
+        def work() -> tuple[int, float]:
+            acd = ctx.acd()
+            position = acd.enqueue(
+                info.call_id, self.queue, caller=info.caller, worker=ctx.worker, max_waiting=max_waiting
+            )
+            return position, acd.expected_wait(info.call_id, aht)
+
+        ctx.offload.redis(work, on_done=self._queued, on_error=self._not_queued)
+
+    def _times(self) -> SeatTimes | None:
+        link = self.flow.ctx.seat_link
+        return link.times if link is not None else None
+
+    def _not_queued(self, exc: Exception) -> None:
+        if isinstance(exc, QueueUnavailable):
+            self._unavailable(exc.reason)
+        # Otherwise Redis is down: tried again at the next round.
+
+    def _queued(self, found: tuple[int, float]) -> None:
+        if self.flow.ended or self.gone:
             return
+        position, self.expected_s = found
         self.queued, self.position = True, position
         self.flow.publish("call.queued", queue=self.queue, position=position, caller=self.flow.info.caller)
         self._wait_for_seat()
@@ -83,34 +123,42 @@ class QueueWait:
             link.join(self.flow.info.call_id, self)
 
     # The comfort loop ------------------------------------------------------------------------
+    @property
+    def waiting(self) -> bool:
+        return not (self.flow.ended or self.talking or self.gone)
+
     def _round(self) -> None:
-        if not self.flow.ended and not self.talking:
+        if self.waiting:
             self.flow.playback.play(["please_hold"], on_done=self._tell_position)
 
     def _tell_position(self) -> None:
         # Known by now (Redis answers in a millisecond): the first round already says it.
-        if not self.talking:
-            self.flow.playback.play(position_prompts(self.position), on_done=self._pause)
+        if self.waiting:
+            prompts = [*position_prompts(self.position), *wait_prompts(self.expected_s), "queue_options"]
+            self.flow.playback.play(prompts, on_done=self._pause)
 
     def _pause(self) -> None:
-        if not self.talking:
+        if self.waiting:
             self._timer = self.flow.later(HOLD_GAP_S, self._refresh)
 
     def _refresh(self) -> None:
-        if self.flow.ended or self.talking:
+        if not self.waiting:
             return
         if not self.queued:
             self._enqueue()  # Redis was down when the caller chose a person
         else:
-            ctx, call_id = self.flow.ctx, self.flow.info.call_id
+            ctx, call_id, times = self.flow.ctx, self.flow.info.call_id, self._times()
+            aht = times.default_aht_s if times is not None else 180.0
             ctx.offload.redis(
-                lambda: ctx.acd().position(call_id), on_done=self._position, on_error=lambda _e: None
+                lambda: (ctx.acd().position(call_id), ctx.acd().expected_wait(call_id, aht)),
+                on_done=self._position,
+                on_error=lambda _e: None,
             )
         self._round()
 
-    def _position(self, position: int) -> None:
-        if position:  # 0 while a seat rings: keep saying the last place
-            self.position = position
+    def _position(self, found: tuple[int, float]) -> None:
+        if found[0]:  # 0 while a seat rings: keep saying the last place
+            self.position, self.expected_s = found
 
     # Offers (from the SeatLink) --------------------------------------------------------------
     def offered(self, extension: str) -> None:
@@ -162,11 +210,91 @@ class QueueWait:
         if not self.flow.ended:
             self.flow.leave(Action(ActionKind.HANGUP, prompt="goodbye"))
 
+    # Leaving the queue: a message, a callback, or the fallback ------------------------------
     def on_dtmf(self, digit: str) -> None:
-        pass  # keys while waiting: voicemail and callback offers are not built yet
+        if not self.waiting:
+            return  # talking to an agent, or already leaving: keys are not for us
+        if digit == "1":
+            self._leave_queue("voicemail")
+            self.flow.leave(Action(ActionKind.VOICEMAIL))
+        elif digit == "2":
+            self._book_callback(CallbackReason.VIRTUAL_HOLD)
+
+    def _unavailable(self, reason: str) -> None:
+        if not self.waiting:
+            return
+        times = self._times()
+        fallback = times.fallback if times is not None else "voicemail"
+        log.info("call %s: nobody can take it (%s): %s", self.flow.info.call_id, reason, fallback)
+        self._leave_queue(reason)
+        self.flow.note(queue=self.queue, result=reason, fallback=fallback)
+        self.flow.playback.play(["queue_unavailable"], on_done=lambda: self._fall_back(fallback))
+
+    def _fall_back(self, fallback: str) -> None:
+        if self.flow.ended:
+            return
+        if fallback == "callback":
+            self._book_callback(CallbackReason.FALLBACK)
+        elif fallback == "voicemail":
+            self.flow.leave(Action(ActionKind.VOICEMAIL))
+        else:
+            self.flow.leave(Action(ActionKind.HANGUP, prompt="goodbye"))
+
+    def _leave_queue(self, why: str) -> None:
+        """Out of the queue (and its seat's ringing cancelled) for a message or a callback."""
+        self.gone = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self.flow.playback.stop()
+        ctx, call_id = self.flow.ctx, self.flow.info.call_id
+        if ctx.seat_link is not None:
+            ctx.seat_link.quit(call_id)
+        if self.seat is not None:
+            self.seat.caller_left()
+            self.seat = None
+        ctx.offload.redis(lambda: ctx.acd().leave(call_id))
+        self.flow.note(queue=self.queue, left=why)
+
+    def _book_callback(self, reason: CallbackReason) -> None:
+        """Virtual hold: a callback task that keeps the caller's place, then the goodbye."""
+        flow, ctx = self.flow, self.flow.ctx
+        if flow.ended:
+            return
+        if not self.gone:
+            self._leave_queue(reason.value)
+        opened, queue = flow.opened, self.queue
+        entered = ctx.now()
+
+        def book() -> int | None:
+            with transaction(ctx.factory) as session:
+                task = callbacks.book(
+                    session, opened.caller, opened.call_id, reason, queue=queue, entered_at=entered
+                )
+                session.flush()
+                return task.id if task is not None else None
+
+        ctx.offload.sql(book, on_done=self._booked, on_error=lambda _exc: self._booked(None))
+
+    def _booked(self, task_id: int | None) -> None:
+        flow = self.flow
+        if flow.ended:
+            return
+        flow.note(callback=task_id or "refused")
+        if task_id is None:
+            # No number to call back (anonymous) or no database: a person after all.
+            self.gone = False
+            self._enqueue()
+            self._round()
+            return
+        flow.outcome = Disposition.CALLBACK
+        flow.leave(Action(ActionKind.HANGUP, prompt=""))
+        assert isinstance(flow.scene, Goodbye)
+        flow.scene.say(["callback_booked", "goodbye"])
 
     def on_end(self) -> cdr.RecordingRef | None:
         """The caller hung up (or the worker stops): out of the queue; the seat leg goes too."""
+        if self.gone:
+            return None
         if self._timer is not None:
             self._timer.cancel()
         ctx, call_id = self.flow.ctx, self.flow.info.call_id

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from acd.store import AcdStore, Offer
+    from hotline.settings import Settings
     from ivr.legs import LegTable
     from ivr.sip import SipEdge
 
@@ -48,9 +49,25 @@ class Waiter(Protocol):
 
 @dataclass(frozen=True)
 class SeatTimes:
+    """The ACD settings a worker applies (see `hotline.settings`, acd_*)."""
+
     ring_timeout_s: float  # RONA after this long ringing
     wrap_up_s: float  # 话后处理 before auto-ready
     interval_s: float  # between rounds when nobody wakes the thread
+    max_waiting: int | None = None  # more waiting callers than this: the fallback
+    fallback: str = "voicemail"  # voicemail, callback or goodbye
+    default_aht_s: float = 180.0  # for the expected wait until handle times are measured
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SeatTimes:
+        return cls(
+            settings.acd_ring_timeout_s,
+            settings.acd_wrap_up_s,
+            settings.acd_dispatch_interval_s,
+            settings.acd_max_waiting,
+            settings.acd_fallback,
+            settings.acd_default_handle_s,
+        )
 
 
 class SeatLink:

@@ -123,7 +123,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     )
     edge = SipEdge(config, CallController(name, legs, reporter, ctx))
     ctx.scheduler = edge
-    times = SeatTimes(settings.acd_ring_timeout_s, settings.acd_wrap_up_s, settings.acd_dispatch_interval_s)
+    times = SeatTimes.from_settings(settings)
     ctx.seat_link = SeatLink(name, ctx.redis_url, edge.post, ctx.factory, times, edge, legs)
     dialer = Dialer(ctx, edge, legs)  # outbound calls asked for over Redis (ivr.outbound)
     if settings.vosk_model is not None:

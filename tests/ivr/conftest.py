@@ -24,12 +24,15 @@ import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd.seat_states import SeatEvent
+from acd.store import AcdStore
 from hotline import bus
 from hotline.settings import Settings, load_settings
 from ivr import kamailio, prompts
 from tests.ivr.lab import Phone, tone_prompts
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+STANDBY_SEAT = "9999"  # logged in, never ready: the queues are staffed (see `softswitch`)
 CALLER = "13800138000"
 
 
@@ -347,6 +350,11 @@ def softswitch(
     )
     settings = load_settings(environ=env, config_file=tmp_path / "absent.toml")
     lab = Softswitch(tmp_path, env, settings, redis_client, ports, sip_options)
+    # A staffed centre: one seat logged in but not ready (and without a phone), so a caller who
+    # chooses a person waits in the queue instead of getting the nobody-logged-in fallback.
+    standby = AcdStore(redis_client)
+    standby.upsert_seat(STANDBY_SEAT, {"general": 1, "enterprise": 1, "dialect": 1})
+    standby.seat_event(STANDBY_SEAT, SeatEvent.LOGIN)
     try:
         yield lab
     finally:

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd.callbacks import CallbackReason, CallbackStatus, CallbackTask
 from acd.history import ChangeRecorder
 from acd.models import Disposition, Seat
 from acd.seat_states import SeatEvent, SeatState
@@ -20,11 +22,13 @@ from acd.store import AcdStore
 from hotline.bus import EventBus
 from hotline.db import transaction
 from hotline.settings import Settings
-from ivr import kamailio
+from ivr import kamailio, prompts
 from tests.ivr.lab import Phone, cdr, closed, event, recordings, samples, tone, write_wav
 
 if TYPE_CHECKING:
     from tests.ivr.conftest import Proc, Softswitch
+
+STANDBY_SEAT = "9999"  # tests.ivr.conftest: the seat that keeps the queues staffed
 
 pytestmark = [
     pytest.mark.sip,
@@ -40,6 +44,17 @@ ACD_ENV = {
 # Voices well above every tone prompt (300 Hz + 37 Hz per prompt): what each side says.
 CALLER_HZ, SEAT_HZ = 2900.0, 3300.0
 STUCK = {SeatState.OFFERED, SeatState.TALKING, SeatState.HELD}
+
+
+def pitch(prompt_id: str) -> float:
+    """The tone that stands for `prompt_id` in the tone prompts (see `tests.ivr.lab.tone_prompts`)."""
+    ids = sorted(set(prompts.load_catalog(prompts.default_prompts_dir())))
+    return 300.0 + 37 * ids.index(prompt_id)
+
+
+def callback_tasks(db: sessionmaker[Session], caller: str) -> list[CallbackTask]:
+    with db() as session:
+        return list(session.scalars(select(CallbackTask).where(CallbackTask.caller == caller)))
 
 
 def tone_share(path: Path, hz: float, window_s: float = 0.2) -> float:
@@ -130,6 +145,7 @@ def centre(
     assert softswitch.wait_for(lambda: credentials.exists() and "8002" in credentials.read_text())
     softswitch.kamailio(workers=2)
     acd = AcdStore(softswitch.redis, on_change=ChangeRecorder(db, EventBus(softswitch.redis)))
+    acd.seat_event(STANDBY_SEAT, SeatEvent.LOGOUT)  # only these two seats staff the centre
     voices = tmp_path / "voices"
     write_wav(voices / "caller.wav", tone(2.0, CALLER_HZ))
     write_wav(voices / "seat.wav", tone(2.0, SEAT_HZ))
@@ -164,10 +180,7 @@ def test_three_callers_two_seats_longest_idle_first_both_sides_heard_and_the_thi
     assert queued["position"] == 1  # read back to the caller as "您前面还有 一 位"
     assert centre.acd.waiting("general") == [third_id]
     lab.wait_for(lambda: False, timeout=2.5)  # the voices play; the third keeps waiting
-    assert {s.extension: s.state for s in centre.acd.seats()} == {
-        "8001": SeatState.TALKING,
-        "8002": SeatState.TALKING,
-    }
+    assert [centre.acd.seat(ext).state for ext in ("8001", "8002")] == [SeatState.TALKING] * 2
 
     # The first caller hangs up: 8002 wraps up (1 s here), is ready by itself, and takes the third.
     first.send("hangup")
@@ -230,6 +243,9 @@ def test_a_seat_that_does_not_answer_goes_not_ready_and_a_caller_or_seat_leaving
     row = closed(db, lab, call_id)
     assert row.disposition is Disposition.ABANDONED_QUEUE and row.agent_answered_at is None
     assert any(step.get("result") == "rona" and step.get("seat") == "8001" for step in row.ivr_path)
+    # 漏接回拨: the missed caller is to be called back.
+    (task,) = callback_tasks(db, "13800000011")
+    assert task.reason is CallbackReason.ABANDONED_QUEUE and task.status is CallbackStatus.OPEN
 
     # A seat logging out while its phone rings gives the call back; another seat takes it.
     caller2, call2 = centre.caller("13800000012")
@@ -279,3 +295,49 @@ def test_the_agent_hanging_up_first_and_a_worker_killed_mid_call_leave_no_seat_s
     assert any(step.get("event") == "worker_lost" for step in row.ivr_path)
     assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=10)
     assert not centre.stuck() and acd.waiting("general") == []
+
+
+def test_waiting_callers_hear_the_wait_may_leave_a_message_or_be_called_back_and_get_the_fallback(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab, acd = centre.softswitch, centre.acd
+
+    # Nobody logged in: the caller hears so, then the fallback (voicemail by default).
+    caller, call_id = centre.caller("13800000031")
+    event(lab, "voicemail.recording", timeout=15, call_id=call_id)
+    lab.wait_for(lambda: False, timeout=1.5)  # a message of a second and a half
+    caller.send("hangup")
+    caller.expect("closed")
+    row = closed(db, lab, call_id)
+    assert row.disposition is Disposition.VOICEMAIL
+    assert {"node": "entry", "queue": "general", "result": "nobody_logged_in", "fallback": "voicemail"} in (
+        row.ivr_path
+    )
+    assert tone_share(caller.record, pitch("queue_unavailable")) > 0.5
+
+    # A seat is logged in but not ready: callers wait and hear their place, the expected wait and
+    # the options; 2 keeps the place and books a callback, 1 leaves a message.
+    centre.seat_phone("8001")
+    acd.seat_event("8001", SeatEvent.LOGIN)
+    second, second_id = centre.caller("13800000032")
+    assert event(lab, "call.queued", timeout=15, call_id=second_id)["position"] == 1
+    lab.wait_for(lambda: False, timeout=2.5)  # one round of the comfort loop
+    second.send("dtmf 2")
+    assert second.expect("disconnected", timeout=10)  # "已为您保留排队位置…", goodbye, hung up
+    second.expect("closed")
+    assert closed(db, lab, second_id).disposition is Disposition.CALLBACK
+    (task,) = callback_tasks(db, "13800000032")
+    assert task.reason is CallbackReason.VIRTUAL_HOLD and task.status is CallbackStatus.OPEN
+    assert task.queue == "general" and task.call_id == second_id
+    for prompt_id in ("queue_position_before", "queue_wait_before", "queue_options", "callback_booked"):
+        assert tone_share(second.record, pitch(prompt_id)) > 0.5, prompt_id
+
+    third, third_id = centre.caller("13800000033")
+    event(lab, "call.queued", timeout=15, call_id=third_id)
+    third.send("dtmf 1")
+    event(lab, "voicemail.recording", timeout=10, call_id=third_id)
+    lab.wait_for(lambda: False, timeout=1.5)
+    third.send("hangup")
+    third.expect("closed")
+    assert closed(db, lab, third_id).disposition is Disposition.VOICEMAIL
+    assert acd.waiting("general") == [] and callback_tasks(db, "13800000033") == []

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr import cdr
 from ivr.digits import DigitCollector
 from ivr.playback import Playback, PromptBook, spoken_digits
-from ivr.queue_wait import position_prompts
+from ivr.queue_wait import position_prompts, wait_prompts
 from ivr.timers import Timer, Timers
 from tests.ivr.lab import tone, write_wav
 from tickets.models import Channel
@@ -116,6 +116,9 @@ def test_numbers_are_read_digit_by_digit_in_groups_and_positions_as_counts() -> 
     assert position_prompts(1) == ["queue_position_before", "count_1", "queue_position_after"]
     assert position_prompts(5)[1] == "digit_5"
     assert position_prompts(12) == ["queue_position_many"]
+    assert wait_prompts(0) == []
+    assert wait_prompts(30) == ["queue_wait_before", "count_1", "queue_wait_minutes"]
+    assert wait_prompts(250)[1] == "digit_5" and wait_prompts(900) == ["queue_wait_long"]
 
 
 def test_a_ticket_status_is_told_only_to_the_number_that_reported_it(db: sessionmaker[Session]) -> None:
