@@ -106,6 +106,12 @@ class Dialer:
         self._redis: redis.Redis | None = None
         self._timer: Timer | None = None
 
+    @property
+    def is_edge(self) -> bool:
+        """Whether this worker listens on the public SIP address (no Kamailio, so no trunk)."""
+        config = self.edge.config
+        return self.ctx.edge_address in (f"{config.host}:{config.sip_port}", f"127.0.0.1:{config.sip_port}")
+
     def start(self) -> None:
         self._timer = self.edge.call_later(POLL_S, self._tick)
 
@@ -217,6 +223,9 @@ class OutboundCall:
         ctx, request = self.ctx, self.request
         self.dialer.legs.add(self.info)
         try:
+            if not self.direct and self.dialer.is_edge:
+                # No Kamailio in front: the number would be dialled to this worker's own IVR.
+                raise SipError("no trunk: this worker is the public SIP address itself")
             self.leg = self.dialer.edge.dial(
                 self.uri(),
                 self,

@@ -86,9 +86,15 @@ def test_a_request_whose_worker_died_is_dialled_by_another(
     claimed = outbound.claim(softswitch.redis, "sip-worker-gone", lease_s=2.0)
     assert claimed is not None and claimed.id == request_id
     assert outbound.claim(softswitch.redis, "sip-worker-other") is None  # leased: not twice
-    softswitch.worker(0)
+    softswitch.worker(0, public=True)
     done = event(softswitch, "outbound.result", timeout=15, request_id=request_id)
     assert done["result"] == "answered" and done["worker"] == "sip-worker-0"
+
+    # A number needs Kamailio and its trunk: a worker that is the public address itself fails it
+    # rather than ringing its own IVR.
+    number = outbound.originate(softswitch.redis, CITIZEN, "notice")
+    assert event(softswitch, "outbound.result", request_id=number)["result"] == "failed"
+    assert len(softswitch.events("call.arrived")) == 0
 
     # A request its scene cannot use leaves no silent line open: the hotline hangs up.
     broken = outbound.originate(softswitch.redis, target, "revisit", {})
