@@ -13,20 +13,17 @@ goes into the result with answered / busy / no answer / failed.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select
-
-from acd.models import Call, Disposition
+from acd.models import Disposition
 from hotline import bus
-from hotline.db import transaction
 from ivr import outbound
 from ivr.legs import Leg, LegEvent, LegTable
 from ivr.outbound import OutboundRequest, Result
+from ivr.outbound_cdr import OutboundRow, answer_outbound, close_outbound, open_outbound
 from ivr.playback import Playback
 from ivr.sip import SipEdge, SipError, SipLeg
 
@@ -243,7 +240,7 @@ class OutboundCall:
         assert ctx.scheduler is not None
         self.playback = Playback(self.leg, ctx.book, ctx.scheduler)
         self._ring = self.dialer.edge.call_later(request.ring_s, self._ring_timeout)
-        row = _Row(self.call_id, request.caller_id, request.target, ctx.record_name, self.dialed_at)
+        row = self.row()
         ctx.offload.sql(lambda: open_outbound(ctx.factory, row))
         log.info("outbound %s: calling %s (call %s)", request.id, request.target, self.call_id)
         self._publish("outbound.dialing", target=request.target)
@@ -325,22 +322,37 @@ class OutboundCall:
         if ctx.stopping and not self.answered:
             disposition = Disposition.FAILED
         self.path.append({"result": result.value, **self.outcome})
-        row = _Row(self.call_id, self.request.caller_id, self.request.target, ctx.record_name, self.dialed_at)
-        closed = (row, ctx.now(), disposition, list(self.path))
-        ctx.offload.sql(lambda: close_outbound(ctx.factory, *closed))
-        self.dialer.ended(
-            self,
-            {
-                "request_id": self.request.id,
-                "call_id": self.call_id,
-                "worker": ctx.worker,
-                "scene": self.request.scene,
-                "target": self.request.target,
-                "result": result.value,
-                "sip_status": status_code,
-                "talk_seconds": round(self.info.talk_seconds, 3),
-                **self.outcome,
-            },
+        closed = (self.row(), ctx.now(), disposition, list(self.path))
+
+        def report(_done: object = None) -> None:
+            # Built now: what the scene stored meanwhile (a rating) is part of the result.
+            self.dialer.ended(
+                self,
+                {
+                    "request_id": self.request.id,
+                    "call_id": self.call_id,
+                    "worker": ctx.worker,
+                    "scene": self.request.scene,
+                    "target": self.request.target,
+                    "result": result.value,
+                    "sip_status": status_code,
+                    "talk_seconds": round(self.info.talk_seconds, 3),
+                    **self.outcome,
+                },
+            )
+
+        if ctx.stopping:  # the pjsua2 loop is ending: nothing posted back would run
+            ctx.offload.sql(lambda: close_outbound(ctx.factory, *closed))
+            report()
+            return
+        # Reported once the CDR is written, after the scene's own writes (one SQL thread, in order),
+        # so whoever reads the result finds the records; a database that is down delays nothing.
+        ctx.offload.sql(lambda: close_outbound(ctx.factory, *closed), on_done=report, on_error=report)
+
+    def row(self) -> OutboundRow:
+        request = self.request
+        return OutboundRow(
+            self.call_id, request.caller_id, request.target, self.ctx.record_name, self.dialed_at
         )
 
     def _publish(self, type_: str, **data: Any) -> None:
@@ -348,43 +360,3 @@ class OutboundCall:
             type_,
             {"request_id": self.request.id, "call_id": self.call_id, "worker": self.ctx.worker, **data},
         )
-
-
-# SQL (the worker's SQL thread) -------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Row:
-    call_id: str
-    caller: str
-    callee: str
-    worker: str
-    dialed_at: dt.datetime
-
-
-def _get_or_add(session: Any, row: _Row) -> Call:
-    found = session.scalar(select(Call).where(Call.call_id == row.call_id))
-    if found is None:
-        fields = {k: v for k, v in asdict(row).items() if k != "dialed_at"}
-        found = Call(direction="out", arrived_at=row.dialed_at, **fields)
-        session.add(found)
-    return found  # type: ignore[no-any-return]
-
-
-def open_outbound(factory: Any, row: _Row) -> None:
-    """The CDR as soon as the call is placed: a worker that dies leaves it for `cdr.recover`."""
-    with transaction(factory) as session:
-        _get_or_add(session, row)
-
-
-def answer_outbound(factory: Any, call_id: str, at: dt.datetime) -> None:
-    with transaction(factory) as session:
-        found = session.scalar(select(Call).where(Call.call_id == call_id))
-        if found is not None:
-            found.answered_at = at
-
-
-def close_outbound(
-    factory: Any, row: _Row, ended_at: dt.datetime, disposition: Disposition, path: list[dict[str, Any]]
-) -> None:
-    with transaction(factory) as session:
-        found = _get_or_add(session, row)
-        found.ended_at, found.disposition, found.ivr_path = ended_at, disposition, path
