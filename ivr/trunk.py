@@ -13,12 +13,15 @@ the one row, written here at each render (mode 0600: it holds the password, as d
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from hotline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5060
 # db_text's table definition of `uacreg` (version 5, Kamailio 5.6); db_text reads an empty value as
@@ -76,12 +79,15 @@ def split_address(text: str) -> tuple[str, int | None]:
         raise TrunkError(f"bad port in trunk address {text!r}") from exc
 
 
-def _resolve(host: str) -> str:
-    # Kamailio runs with dns=no and compares source addresses as text: give it the IP.
+def _resolve(host: str) -> str | None:
+    # pike's exemption compares source addresses as text: it needs the IP.
     try:
         return str(socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)[0][4][0])
     except socket.gaierror as exc:
-        raise TrunkError(f"trunk host {host!r} does not resolve: {exc}") from exc
+        # DNS down at start must not keep 12345 from answering: Kamailio resolves the registrar
+        # itself when it registers; only the pike exemption of this host is missing until a restart.
+        log.warning("trunk host %r does not resolve (%s): it is not exempt from pike", host, exc)
+        return None
 
 
 def from_settings(settings: Settings, db_dir: Path) -> Trunk | None:
@@ -90,10 +96,9 @@ def from_settings(settings: Settings, db_dir: Path) -> Trunk | None:
         return None
     host, port = split_address(settings.trunk_registrar)
     port = port or DEFAULT_PORT
-    peers: list[tuple[str, int | None]] = [(_resolve(host), port)]
-    for extra in settings.trunk_addresses:
-        extra_host, extra_port = split_address(extra)
-        peers.append((_resolve(extra_host), extra_port))
+    wanted: list[tuple[str, int | None]] = [(host, port)]
+    wanted += [split_address(extra) for extra in settings.trunk_addresses]
+    peers = [(ip, peer_port) for peer_host, peer_port in wanted if (ip := _resolve(peer_host)) is not None]
     password = settings.trunk_password.get_secret_value() if settings.trunk_password else ""
     username = settings.trunk_username or settings.trunk_number
     return Trunk(
@@ -161,6 +166,8 @@ def contact_host(settings: Settings, trunk: Trunk) -> str:
     """Where the carrier reaches us: the SIP address, or for a wildcard the way out to the registrar."""
     host = settings.sip_host
     if host in ("0.0.0.0", "::", "[::]", ""):
+        if not trunk.peers:
+            raise TrunkError("with a wildcard sip_host the registrar must resolve (or set sip_host)")
         family = socket.AF_INET6 if ":" in trunk.peers[0][0] else socket.AF_INET
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect((trunk.peers[0][0], trunk.port))  # no packet is sent: it picks a route
