@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,24 @@ def contact_host(settings: Settings, trunk: Trunk) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def transfer_numbers(settings: Settings) -> list[str]:
+    """The numbers the configured IVR menu transfers callers to: the only ones a caller's phone may
+    reach through the trunk (anything else would let anyone call anywhere at the hotline's cost)."""
+    from ivr.menu import DEFAULT_MENU, ActionKind, MenuError, load_menu
+
+    try:
+        menu = load_menu(settings.ivr_menu or DEFAULT_MENU)
+    except (OSError, MenuError):
+        menu = load_menu(DEFAULT_MENU)  # what the workers run then, too
+    numbers = {
+        action.number
+        for node in menu.nodes.values()
+        for action in (*node.options.values(), node.fallback)
+        if action.kind is ActionKind.TRANSFER and re.fullmatch(r"\+?[0-9]{2,20}", action.number)
+    }
+    return sorted(numbers)
+
+
 def template_vars(settings: Settings, runtime_dir: Path) -> dict[str, object]:
     """The Kamailio template's trunk variables; writes the uac_reg account when there is a trunk."""
     trunk = from_settings(settings, runtime_dir / "trunk-db")
@@ -190,4 +209,5 @@ def template_vars(settings: Settings, runtime_dir: Path) -> dict[str, object]:
         "trunk_contact": contact,
         "trunk_retry_s": RETRY_S,
         "trunk_ring_limit_ms": RING_LIMIT_MS,
+        "transfer_numbers": transfer_numbers(settings),
     }

@@ -17,7 +17,7 @@ from acd.models import Call
 from hotline.settings import Settings
 from ivr import kamailio, outbound
 from tests.ivr.lab import event
-from tests.ivr.test_kamailio import _count_ok, _request
+from tests.ivr.test_kamailio import _count_ok, _request, _send
 
 if TYPE_CHECKING:
     from tests.ivr.conftest import Softswitch
@@ -142,3 +142,36 @@ def test_trunk_and_codec_settings_read_as_an_operator_writes_them(tmp_path: Path
     found = trunk.from_settings(unresolved, tmp_path)
     assert found is not None and found.proxy == "no-such-host.invalid:5060"
     assert found.peers == (("127.0.0.2", 5080), ("::1", None))
+
+
+def test_a_transfer_the_menu_offers_goes_out_through_the_trunk_and_no_other_number_does(
+    softswitch: Softswitch, tone_prompt_dir: Path, tmp_path: Path
+) -> None:
+    menu = tmp_path / "menu.toml"
+    menu.write_text(
+        'start = "entry"\n[nodes.entry]\nprompts = ["greeting", "recording_notice", "menu_main"]\n'
+        '[nodes.entry.options]\n"0" = "queue:general"\n"5" = "transfer:12319"\n'
+    )
+    carrier = softswitch.ports(1)
+    sipp = _carrier(softswitch, "trunk_carrier.xml", carrier)
+    _with_trunk(softswitch, carrier, ivr_menu=menu)
+    softswitch.worker(0, env={"HOTLINE_PROMPTS_DIR": str(tone_prompt_dir), "HOTLINE_IVR_MENU": str(menu)})
+    softswitch.kamailio(workers=1)
+    cfg = (kamailio.runtime_dir(softswitch.settings) / "kamailio.cfg").read_text()
+    assert '$rU =~ "^[+]?(12319)$"' in cfg  # only what the menu offers
+    # Any other number a phone claims to be transferred to stays inside (no calls at our cost).
+    port = softswitch.settings.sip_port
+    other = _request("INVITE", f"sip:0044201234567@127.0.0.1:{port}").replace(
+        b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nReferred-By: <sip:12345@127.0.0.1>\r\n"
+    )
+    assert _send(port, other).startswith("SIP/2.0 404")
+    try:
+        phone = softswitch.phone("13800138000")
+        phone.call(softswitch.uri())
+        phone.send("dtmf 5")
+        # The citizen's phone calls 12319 at the edge; the carrier answers once challenged.
+        assert event(softswitch, "call.transferred", timeout=15)["number"] == "12319"
+    finally:
+        sipp.kill()
+        sipp.wait()
+    assert f"answered 12319 for {USER}" in (softswitch.root / "trunk_carrier.xml.log").read_text()
