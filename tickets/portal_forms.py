@@ -77,6 +77,11 @@ class SubmitForm(FlaskForm):  # type: ignore[misc]
 
 
 class LookupForm(FlaskForm):  # type: ignore[misc]
+    class Meta:
+        # The app's CSRFProtect checks every POST already; a second check (and a fresh token made
+        # for every look-up) was a tenth of the look-up's cost. The page renders the token itself.
+        csrf = False
+
     number = StringField(
         "工单号",
         validators=[
