@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.dialects.postgresql import dml as pg_dml
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import dml as sqlite_dml
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,7 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 def next_number(session: Session, now: dt.datetime) -> str:
     day = now.astimezone(LOCAL).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
+    insert: pg_dml.Insert | sqlite_dml.Insert
     if dialect == "postgresql":
         insert = pg_insert(TicketCounter)
     elif dialect == "sqlite":
