@@ -8,12 +8,14 @@
   let n = 0;
   const datasets = [];
   for (const [label, values] of Object.entries(data.bars || {})) {
-    datasets.push({ type: "bar", label, data: values, backgroundColor: colours[n++ % colours.length], yAxisID: "y" });
+    datasets.push({ type: "bar", label, data: values, backgroundColor: colours[n++ % colours.length], yAxisID: "y", order: 2 });
   }
   for (const [label, values] of Object.entries(data.line || {})) {
-    datasets.push({ type: "line", label, data: values, borderColor: colours[n++ % colours.length], yAxisID: "rate", spanGaps: true });
+    const colour = colours[n++ % colours.length];
+    // Lines over the bars (a lower order is drawn on top), with visible points for short series.
+    datasets.push({ type: "line", label, data: values, borderColor: colour, backgroundColor: colour, pointRadius: 4, yAxisID: "rate", spanGaps: true, order: 1 });
   }
   const scales = { y: { beginAtZero: true, ticks: { precision: 0 } } };
   if (data.line) { scales.rate = { position: "right", min: 0, max: 100, title: { display: true, text: "%" } }; }
-  new Chart(canvas, { data: { labels: data.labels, datasets }, options: { animation: false, scales } });
+  new Chart(canvas, { data: { labels: data.labels, datasets }, options: { animation: false, maintainAspectRatio: false, scales } });
 })();
