@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from openpyxl import Workbook
@@ -117,8 +118,23 @@ def csv_bytes(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?%?$")
+
+
+def _excel(text: str) -> tuple[str | int | float | None, str]:
+    """A shown cell as Excel should hold it, and its number format: counts and seconds as numbers,
+    "50.0%" as 0.5 shown as a percentage, "—" (no data) as an empty cell, anything else as text."""
+    if text in ("—", ""):
+        return None, ""
+    if not _NUMBER.match(text):
+        return text, ""
+    if text.endswith("%"):
+        return float(text[:-1]) / 100, "0.0%"
+    return (float(text), "0.0") if "." in text else (int(text), "")
+
+
 def xlsx_bytes(sheet_name: str, title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
-    """Any report table as an XLSX workbook: a title line, the header, the rows."""
+    """Any report table as an XLSX workbook: a title line, the header, the rows (numbers as numbers)."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None
@@ -126,7 +142,11 @@ def xlsx_bytes(sheet_name: str, title: str, header: Sequence[str], rows: Sequenc
     sheet.append([title])
     sheet.append(list(header))
     for row in rows:
-        sheet.append(list(row))
+        cells = [_excel(text) for text in row]
+        sheet.append([value for value, _ in cells])
+        for cell, (_, number_format) in zip(sheet[sheet.max_row], cells, strict=False):
+            if number_format:
+                cell.number_format = number_format
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

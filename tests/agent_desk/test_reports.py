@@ -193,7 +193,9 @@ def test_ticket_report_by_source_department_and_on_time_and_satisfaction(
     sheet = load_workbook(io.BytesIO(xlsx.get_data())).active
     assert sheet is not None
     values = [[c.value for c in row] for row in sheet.iter_rows()]
-    assert values[1][0] == "话务员" and ["话务员01", "2"] == values[2][:2]
+    # Numbers stay numbers in Excel: counts as integers, rates as fractions shown in per cent.
+    assert values[1][0] == "话务员" and values[2][:2] == ["话务员01", 2]
+    assert values[-1][0] == "合计" and values[-1][-1] == 1.0 and values[-1][-3] == 0.5
 
 
 def test_hot_topics_rank_terms_by_the_tickets_that_mention_them(
