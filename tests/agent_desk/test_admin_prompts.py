@@ -115,3 +115,22 @@ def test_a_file_that_is_not_a_wav_recording_is_refused_and_changes_nothing(
     assert client.post("/admin/prompts/unknown", data={"csrf_token": token}).status_code == 404
     forged = client.post("/admin/prompts/greeting", data={"audio": (fake.open("rb"), "x.wav")})
     assert forged.status_code == 400
+
+
+def test_an_oversized_upload_is_cut_off_with_a_clear_message(
+    admin: tuple[Flask, FlaskClient, str], prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_desk import admin_prompts
+
+    monkeypatch.setattr(admin_prompts, "MAX_BYTES", 1024)  # instead of sending 20 MB
+    _app, client, token = admin
+    before = (prompts / "audio" / "zh" / "greeting.wav").read_bytes()
+    big = tmp_path / "long.wav"
+    tone(big, 8000, 1, 10.0)  # 160 kB
+    refused = client.post(
+        "/admin/prompts/greeting",
+        data={"audio": (big.open("rb"), "long.wav"), "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "文件过大" in refused.get_data(as_text=True)
+    assert (prompts / "audio" / "zh" / "greeting.wav").read_bytes() == before
