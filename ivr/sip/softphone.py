@@ -96,12 +96,21 @@ class Headset:
         outdata[:] = data[: len(outdata)].ljust(len(outdata), b"\0")
 
     def start(self) -> None:
+        """Open the sound devices (for a call only: running, they cost a few % of a core)."""
+        self.mic.clear()
+        self.speaker.clear()
         for stream in self.streams:
-            stream.start()
+            if not stream.active:
+                stream.start()
+
+    def stop(self) -> None:
+        for stream in self.streams:
+            if stream.active:
+                stream.stop()
 
     def close(self) -> None:
+        self.stop()
         for stream in self.streams:
-            stream.stop()
             stream.close()
 
 
@@ -206,8 +215,7 @@ class Softphone:
         for codec in self.ep.codecEnum2():
             self.ep.codecSetPriority(codec.codecId, wanted.get(codec.codecId.rsplit("/", 1)[0].lower(), 0))
         if cfg.wav_in is None and cfg.wav_out is None:
-            self.headset = Headset()
-            self.headset.start()
+            self.headset = Headset()  # fails here, at start, if there is no sound device
         acc = pj.AccountConfig()
         server_host = cfg.server.rsplit(":", 1)[0] if cfg.server.count(":") == 1 else cfg.server
         acc.idUri = f"sip:{cfg.extension}@{server_host}"
@@ -228,7 +236,9 @@ class Softphone:
         try:
             running = True
             while running:
-                self.ep.libHandleEvents(20)
+                # Idle, a phone waits longer: stdin commands and registration refreshes can.
+                busy = self.call is not None or self._spent or self._closing
+                self.ep.libHandleEvents(20 if busy else 200)
                 self._ended.clear()  # their DISCONNECTED callbacks have returned: release them
                 self._release_spent()
                 while running:
@@ -339,6 +349,7 @@ class Softphone:
         if self.headset is not None:
             fmt = pj.MediaFormatAudio()
             fmt.init(pj.PJMEDIA_FORMAT_PCM, RATE, 1, FRAME_MS * 1000, 16, 0, 0)
+            self.headset.start()
             port = HeadsetPort(self.headset)
             port.createPort(f"headset-{self._calls}", fmt)
             port.startTransmit(call.audio)
@@ -349,6 +360,8 @@ class Softphone:
         if call is not self.call:
             return
         self.say("ended", status_code)
+        if self.headset is not None:
+            self.headset.stop()
         self._retire()
         # Released after this callback returns (the main loop clears it): Call::~Call() rules.
         self._ended.append(call)
