@@ -303,8 +303,6 @@ def recover(factory: Factory, root: Path, worker: str, before: dt.datetime) -> R
             row.ended_at = now
             # An agent had answered: the caller was served, even if the end went unrecorded.
             row.disposition = Disposition.FAILED if row.agent_answered_at is None else Disposition.ANSWERED
-            if row.agent_answered_at is None:
-                callbacks.book(session, row.caller, row.call_id, CallbackReason.LOST, queue=row.queue)
             row.ivr_path = [*(row.ivr_path or []), {"event": "worker_lost", "recovered_at": now.isoformat()}]
             # A message the caller was leaving is kept: sealed and made a ticket like any other.
             messages = session.scalars(
@@ -320,6 +318,9 @@ def recover(factory: Factory, root: Path, worker: str, before: dt.datetime) -> R
                 if saved is not None:
                     found.voicemail_tickets.append(saved.ticket_id)
                     row.disposition = Disposition.VOICEMAIL
+            if row.disposition is Disposition.FAILED:
+                # Lost before anyone answered and without a message: a missed call to return.
+                callbacks.book(session, row.caller, row.call_id, CallbackReason.LOST, queue=row.queue)
     dead = set(found.calls)
     found.recordings = len(
         storage.recover_incomplete(factory, root, is_live=lambda call_id: call_id not in dead)

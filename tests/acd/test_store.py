@@ -179,3 +179,47 @@ def test_two_processes_dispatching_at_once_never_offer_one_seat_two_calls(
     assert len({call for call, _ in offers}) == 20
     assert all(store.seat(seat).state is S.OFFERED for seat in seats)
     assert len(store.waiting("general")) == 40
+
+
+WORKER_RACER = textwrap.dedent(
+    """
+    import sys, time
+    from hotline import bus
+    from acd.store import AcdStore
+    store = AcdStore(bus.connect(sys.argv[1]))
+    offers = []
+    quiet_since = time.time()
+    while time.time() - quiet_since < 1.0:
+        for offer in store.dispatch(worker=sys.argv[2]):
+            offers.append(f"{offer.call_id}={offer.extension}")
+            quiet_since = time.time()
+    print(" ".join(offers))
+    """
+)
+
+
+def test_two_workers_claiming_offers_for_their_own_callers_keep_everyones_place_and_never_share_a_seat(
+    store: AcdStore, clock: Clock, redis_url: str
+) -> None:
+    _ready(store, clock, *[f"80{n:02d}" for n in range(10)])
+    for n in range(30):  # the two workers' callers, interleaved in time
+        store.enqueue(f"call{n:02d}", "general", worker=f"sip-worker-{n % 2}")
+        clock.tick()
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER_RACER, redis_url, f"sip-worker-{i}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = [racer.communicate(timeout=60)[0].split() for racer in racers]
+    offers = {call: seat for result in results for call, seat in (pair.split("=") for pair in result)}
+    # The ten callers waiting longest got the ten seats, whichever worker holds them ...
+    assert sorted(offers) == [f"call{n:02d}" for n in range(10)]
+    assert len(set(offers.values())) == 10
+    # ... and each worker claimed only its own.
+    for i, result in enumerate(results):
+        assert all(int(pair.split("=")[0][4:]) % 2 == i for pair in result)

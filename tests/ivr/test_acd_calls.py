@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,13 @@ def pitch(prompt_id: str) -> float:
     return 300.0 + 37 * ids.index(prompt_id)
 
 
+def kamailio_holds(extension: str, settings: Settings) -> str:
+    """What Kamailio's seat password table holds for `extension` now (kamcmd htable.get)."""
+    ctl = f"unix:{kamailio.runtime_dir(settings) / 'kamailio_ctl'}"
+    argv = ["kamcmd", "-s", ctl, "htable.get", "seatpw", f"s:{extension}"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False).stdout
+
+
 def callback_tasks(db: sessionmaker[Session], caller: str) -> list[CallbackTask]:
     with db() as session:
         return list(session.scalars(select(CallbackTask).where(CallbackTask.caller == caller)))
@@ -87,24 +95,29 @@ class Centre:
     workers: list[Proc] = field(default_factory=list)
     seat_phones: dict[str, Phone] = field(default_factory=dict)
 
-    def seat_phone(self, extension: str, *, answer: bool = True) -> Phone:
+    def seat_phone(self, extension: str, *, answer: bool = True, password: str = "") -> Phone:
         lab = self.softswitch
         self.acd.upsert_seat(extension, {"general": 1})
-        phone = Phone(
-            lab.ports(1),
-            lab.ports(10),
-            extension,
-            lab.root / f"seat-{extension}-heard.wav",
-            registrar=f"sip:127.0.0.1:{lab.settings.sip_port}",
-            password=self.passwords[extension],
-        )
-        lab.phones.append(phone)
+        phone = self.phone(extension, password or self.passwords[extension])
         assert phone.expect("registered", timeout=10) == "registered 200"
         if not answer:
             phone.send("autoanswer off")
         self.seat_phones[extension] = phone
         # The registrar tells the ACD; only then can the seat be offered calls.
         assert lab.wait_for(lambda: self.acd.seat(extension).registered, timeout=10)
+        return phone
+
+    def phone(self, extension: str, password: str) -> Phone:
+        lab = self.softswitch
+        phone = Phone(
+            lab.ports(1),
+            lab.ports(10),
+            extension,
+            lab.root / f"seat-{extension}-{len(lab.phones)}-heard.wav",
+            registrar=f"sip:127.0.0.1:{lab.settings.sip_port}",
+            password=password,
+        )
+        lab.phones.append(phone)
         return phone
 
     def ready(self, extension: str) -> None:
@@ -341,3 +354,40 @@ def test_waiting_callers_hear_the_wait_may_leave_a_message_or_be_called_back_and
     third.expect("closed")
     assert closed(db, lab, third_id).disposition is Disposition.VOICEMAIL
     assert acd.waiting("general") == [] and callback_tasks(db, "13800000033") == []
+
+
+def test_only_the_seats_password_registers_a_new_one_applies_at_once_and_an_unregistered_phone_gets_no_call(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab, acd = centre.softswitch, centre.acd
+    acd.upsert_seat("8001", {"general": 1})
+    assert centre.phone("8001", "not-the-password").expect("unregistered", timeout=10) == "unregistered 401"
+    # Another seat's valid credentials do not register this extension either.
+    assert (
+        centre.phone("8001", centre.passwords["8002"])
+        .expect("unregistered", timeout=10)
+        .startswith("unregistered 40")
+    )
+    assert not acd.seat("8001").registered
+
+    # The administrator resets the password: Kamailio takes the new one within a second or so.
+    with transaction(db) as session:
+        seat = session.scalar(select(Seat).where(Seat.extension == "8001"))
+        assert seat is not None
+        seat.sip_password = centre.passwords["8001"] = secrets.token_urlsafe(12)
+    assert lab.wait_for(lambda: centre.passwords["8001"] in kamailio_holds("8001", lab.settings), timeout=5)
+    phone = centre.phone("8001", centre.passwords["8001"])
+    assert phone.expect("registered", timeout=10) == "registered 200"
+    assert lab.wait_for(lambda: acd.seat("8001").registered, timeout=10)
+
+    # The phone goes away: the seat, though ready, is not offered the caller.
+    centre.ready("8001")
+    phone.send("unregister")
+    assert phone.expect("unregistered", timeout=10)
+    assert lab.wait_for(lambda: not acd.seat("8001").registered, timeout=10)
+    caller, call_id = centre.caller("13800000041")
+    event(lab, "call.queued", timeout=15, call_id=call_id)
+    lab.wait_for(lambda: False, timeout=2)
+    assert acd.waiting("general") == [call_id] and acd.seat("8001").state is SeatState.READY
+    caller.send("hangup")
+    closed(db, lab, call_id)

@@ -153,7 +153,12 @@ def test_a_worker_killed_mid_message_closes_its_records_when_back_and_the_other_
     # The message the caller was leaving is kept as a ticket, sealed and playable.
     assert row.disposition is Disposition.VOICEMAIL
     assert row.ivr_path[-1]["event"] == "worker_lost"
-    for recording in softswitch.wait_for(lambda: (rs := recordings(db, arrived["call_id"])) and rs):
+    # Sealed by the restarted worker's recovery, just after it closed the CDR.
+    sealed = softswitch.wait_for(
+        lambda: (rs := recordings(db, arrived["call_id"])) and all(r.complete for r in rs) and rs
+    )
+    assert sealed, [(r.path, r.complete) for r in recordings(db, arrived["call_id"])]
+    for recording in sealed:
         assert recording.complete, recording.path
         path = softswitch.settings.recordings_dir / recording.path
         assert recording.sha256 == file_sha256(path) and wav_duration(path) > 0.5

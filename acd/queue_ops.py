@@ -1,0 +1,256 @@
+"""The call side of the live ACD state: queues, waiting callers, offers to seats, leaving.
+
+A mixin of `acd.store.AcdStore`, which provides the optimistic transaction (`_atomically`) and
+the seats; every method here decides inside that transaction, as the store's docstring says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from acd.records import (
+    AHT,
+    QUEUES,
+    S_OUT,
+    S_WRAP,
+    Change,
+    Offer,
+    QueueUnavailable,
+    Seat,
+    call_key,
+    queue_key,
+    seat_key,
+)
+from acd.routing import Strategy, WaitingCall, call_order, choose_seat
+from acd.seat_states import SeatState
+
+if TYPE_CHECKING:
+    import redis
+
+
+class QueueOps:
+    redis: redis.Redis
+    clock: Callable[[], float]
+    on_change: Callable[[Change], None] | None
+
+    # Provided by AcdStore: the transaction core and the seats.
+    def _atomically(self, decide: Callable[[Any], Any]) -> Any:
+        raise NotImplementedError
+
+    def _read_seats(self) -> list[Seat]:
+        raise NotImplementedError
+
+    def seats(self) -> list[Seat]:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        raise NotImplementedError
+
+    def enqueue(
+        self,
+        call_id: str,
+        queue: str,
+        priority: int = 0,
+        caller: str = "",
+        worker: str = "",
+        max_waiting: int | None = None,
+    ) -> int:
+        """Put a caller in a queue; returns its position (1 = next).
+
+        With `max_waiting`, `QueueUnavailable` instead when no seat with the queue's skill is logged
+        in or that many callers already wait (the caller is then offered the configured fallback).
+        """
+        now = self.clock()
+
+        def decide(pipe: Any) -> None:
+            if max_waiting is not None:
+                staffed = [s for s in self._read_seats() if queue in s.skills and s.state is not S_OUT]
+                if not staffed:
+                    raise QueueUnavailable("nobody_logged_in")
+                if pipe.zcard(queue_key(queue)) >= max_waiting:
+                    raise QueueUnavailable("queue_full")
+            pipe.multi()
+            pipe.hset(
+                call_key(call_id),
+                mapping={
+                    "queue": queue,
+                    "priority": priority,
+                    "entered_at": repr(now),
+                    "caller": caller,
+                    "worker": worker,
+                    "state": "waiting",
+                },
+            )
+            pipe.zadd(queue_key(queue), {call_id: self._score(priority, now)})
+            pipe.sadd(QUEUES, queue)
+
+        self._atomically(decide)
+        self.wake()
+        return self.position(call_id)
+
+    @staticmethod
+    def _score(priority: int, entered_at: float) -> float:
+        # Priority first, then time: a higher priority always sorts before any waiting time.
+        return -priority * 1e11 + entered_at
+
+    def _requeue(self, pipe: Any, call_id: str) -> None:
+        raw = self.redis.hgetall(call_key(call_id))
+        if raw:
+            score = self._score(int(raw.get("priority", 0)), float(raw["entered_at"]))
+            pipe.zadd(queue_key(raw["queue"]), {call_id: score})
+            pipe.hset(call_key(call_id), mapping={"state": "waiting", "seat": ""})
+
+    def expected_wait(self, call_id: str, default_aht_s: float) -> float:
+        """Seconds this waiting caller may still wait: callers ahead (and itself) times the queue's
+        average handle time, shared by the seats logged in with its skill. 0 when not waiting."""
+        raw = self.redis.hgetall(call_key(call_id))
+        position = self.position(call_id)
+        if not raw or not position:
+            return 0.0
+        queue = raw["queue"]
+        aht = float(self.redis.hget(AHT, queue) or default_aht_s)
+        staffed = sum(1 for s in self.seats() if queue in s.skills and s.state is not S_OUT)
+        return position * aht / max(1, staffed)
+
+    def offered_to(self, call_id: str) -> str:
+        """The seat this call is offered to or bridged with now ("" when it waits or is gone)."""
+        raw = self.redis.hgetall(call_key(call_id))
+        return raw.get("seat", "") if raw and raw.get("state") in ("offered", "bridged") else ""
+
+    def position(self, call_id: str) -> int:
+        raw = self.redis.hgetall(call_key(call_id))
+        if not raw or raw.get("state") != "waiting":
+            return 0
+        rank = self.redis.zrank(queue_key(raw["queue"]), call_id)
+        return 0 if rank is None else int(rank) + 1
+
+    def queue_stats(self) -> dict[str, dict[str, float]]:
+        """Per queue: callers waiting and how long the longest has waited (for the wallboard)."""
+        queues = sorted(self.redis.smembers(QUEUES))
+        heads = self._read_waiting(queues, per_queue=1)
+        counts = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            counts.zcard(queue_key(queue))
+        now = self.clock()
+        longest = {call.queue: max(0.0, now - call.entered_at) for call in heads}
+        return {
+            queue: {"waiting": float(count), "longest_wait_s": round(longest.get(queue, 0.0), 1)}
+            for queue, count in zip(queues, counts.execute(), strict=True)
+        }
+
+    def waiting(self, queue: str) -> list[str]:
+        return list(self.redis.zrange(queue_key(queue), 0, -1))
+
+    def leave(self, call_id: str, wrap_up_s: float = 0.0) -> Change | None:
+        """The call is over or left the queue: out of the queue; a ringing seat is ready again, a
+        seat still talking with it (its worker died) goes to wrap-up for `wrap_up_s`."""
+
+        def decide(pipe: Any) -> Change | None:
+            raw = pipe.hgetall(call_key(call_id))
+            seat_ext = raw.get("seat", "") if raw else ""
+            seat_raw = pipe.hgetall(seat_key(seat_ext)) if seat_ext else {}
+            pipe.multi()
+            if raw:
+                pipe.zrem(queue_key(raw["queue"]), call_id)
+                pipe.delete(call_key(call_id))
+            if not seat_raw or seat_raw.get("call_id") != call_id:
+                return None
+            now = self.clock()
+            state = SeatState(seat_raw.get("state", SeatState.LOGGED_OUT))
+            if state is SeatState.OFFERED:
+                ready = {"state": SeatState.READY.value, "since": repr(now), "call_id": "", "reason": ""}
+                pipe.hset(seat_key(seat_ext), mapping=ready)
+                return Change(seat_ext, state, SeatState.READY, "caller_left", now, call_id)
+            if state in (SeatState.TALKING, SeatState.HELD):
+                wrap = {"state": S_WRAP.value, "since": repr(now), "wrap_up_until": repr(now + wrap_up_s)}
+                pipe.hset(seat_key(seat_ext), mapping=wrap)
+                return Change(seat_ext, state, S_WRAP, "call_lost", now, call_id)
+            return None
+
+        change: Change | None = self._atomically(decide)
+        if change and self.on_change:
+            self.on_change(change)
+        if change and change.to_state is SeatState.READY:
+            self.wake()
+        return change
+
+    # Matching callers and seats --------------------------------------------------------------
+    def dispatch(
+        self, strategies: dict[str, Strategy] | None = None, limit: int = 100, worker: str | None = None
+    ) -> list[Offer]:
+        """Offer waiting callers to ready seats, oldest (by priority) first; atomic as a whole.
+
+        With `worker`, only that worker's callers are offered (each softswitch worker places the seat
+        legs of the callers it holds), but the matching still runs over every waiting caller: a seat
+        that an earlier caller of another worker would get is not given to this worker's later one.
+        Those other workers are woken to claim their offers.
+        """
+        strategies = strategies or {}
+        others: list[Offer] = []
+
+        def decide(pipe: Any) -> list[Offer]:
+            seats = {s.extension: s for s in self._read_seats()}
+            # Only the heads of the queues matter: a queue whose head finds no seat has none for the rest.
+            calls = self._read_waiting(self.redis.smembers(QUEUES), per_queue=limit)
+            offers: list[Offer] = []
+            unservable: set[str] = set()
+            for call in sorted(calls, key=call_order):
+                if len(offers) == limit:
+                    break
+                if call.queue in unservable:
+                    continue
+                views = [s.view() for s in seats.values()]
+                strategy = strategies.get(call.queue, Strategy.LONGEST_IDLE)
+                chosen = choose_seat(views, call.queue, strategy)
+                if chosen is None:
+                    unservable.add(call.queue)
+                    continue
+                offers.append(Offer(call.call_id, chosen.extension, call.queue))
+                seat = seats[chosen.extension]
+                seats[chosen.extension] = Seat(**{**seat.__dict__, "state": SeatState.OFFERED})
+            others.clear()
+            if worker is not None and offers:
+                owners = self.redis.pipeline(transaction=False)
+                for offer in offers:
+                    owners.hget(call_key(offer.call_id), "worker")
+                mine = [owner == worker for owner in owners.execute()]
+                others.extend(o for o, m in zip(offers, mine, strict=True) if not m)
+                offers = [o for o, m in zip(offers, mine, strict=True) if m]
+            if not offers:
+                return offers
+            pipe.multi()
+            now = self.clock()
+            for offer in offers:
+                pipe.zrem(queue_key(offer.queue), offer.call_id)
+                pipe.hset(call_key(offer.call_id), mapping={"state": "offered", "seat": offer.extension})
+                pipe.hset(
+                    seat_key(offer.extension),
+                    mapping={"state": SeatState.OFFERED.value, "since": repr(now), "call_id": offer.call_id},
+                )
+            return offers
+
+        offers: list[Offer] = self._atomically(decide)
+        if others:
+            self.wake()
+        if self.on_change:
+            for offer in offers:
+                self.on_change(
+                    Change(
+                        offer.extension, SeatState.READY, SeatState.OFFERED, "", self.clock(), offer.call_id
+                    )
+                )
+        return offers
+
+    def _read_waiting(self, queues: Iterable[str], per_queue: int) -> list[WaitingCall]:
+        """The first `per_queue` callers of each queue; the score already orders them."""
+        batch = self.redis.pipeline(transaction=False)
+        names = sorted(queues)
+        for queue in names:
+            batch.zrange(queue_key(queue), 0, per_queue - 1, withscores=True)
+        calls = []
+        for queue, members in zip(names, batch.execute(), strict=True):
+            for call_id, score in members:
+                priority = -round(score / 1e11) if score < 0 else 0
+                calls.append(WaitingCall(call_id, queue, priority, score + priority * 1e11))
+        return calls
