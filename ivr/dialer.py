@@ -156,6 +156,11 @@ class Dialer:
             return
         call = OutboundCall(self, request)
         self.calls[request.id] = call
+        if request.scene not in self.scenes:
+            # Nobody should be rung for a message that does not exist.
+            call.note(why=f"unknown scene {request.scene!r}")
+            call.report_failure()
+            return
         call.dial()
         if self.legs.can_accept_caller():
             self._tick_soon()  # more may be waiting
@@ -233,8 +238,8 @@ class OutboundCall:
         except SipError as exc:
             log.warning("outbound %s to %s: %s", request.id, request.target, exc)
             self.dialer.legs.remove(self.call_id)
-            self.path.append({"sip_status": 0, "why": str(exc)})
-            self._record_and_report(Result.FAILED, 0)
+            self.note(why=str(exc))
+            self.report_failure()
             return
         self.info.sip_call_id = self.leg.sip_call_id
         assert ctx.scheduler is not None
@@ -244,6 +249,11 @@ class OutboundCall:
         ctx.offload.sql(lambda: open_outbound(ctx.factory, row))
         log.info("outbound %s: calling %s (call %s)", request.id, request.target, self.call_id)
         self._publish("outbound.dialing", target=request.target)
+
+    def report_failure(self) -> None:
+        """Never placed: a failed attempt on record (CDR and result), nobody rung."""
+        self.note(sip_status=0)
+        self._record_and_report(Result.FAILED, 0)
 
     def _ring_timeout(self) -> None:
         if not self.answered:
@@ -268,7 +278,7 @@ class OutboundCall:
     def _start_scene(self) -> None:
         # Early media (183) comes before the answer; the scene waits for both.
         if self.answered and self.media and self.scene is None:
-            factory = self.dialer.scenes.get(self.request.scene, Notice)
+            factory = self.dialer.scenes[self.request.scene]
             try:
                 self.scene = factory(self)
                 self.scene.start()

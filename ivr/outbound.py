@@ -117,7 +117,7 @@ def status(client: redis.Redis, request_id: str) -> dict[str, str]:
 
 
 # The worker side (ivr.dialer) ---------------------------------------------------------------------
-# KEYS[1] pending set; ARGV: now, lease, worker, key prefix, max claims.
+# KEYS[1] pending set; ARGV: now, lease, worker, key prefix, max claims, keep.
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)
 if #ids == 0 then return false end
@@ -127,6 +127,7 @@ local claims = redis.call('HINCRBY', key, 'claims', 1)
 if claims > tonumber(ARGV[5]) then
   redis.call('ZREM', KEYS[1], id)
   redis.call('HSET', key, 'state', 'done', 'result', 'failed', 'reason', 'worker_lost')
+  redis.call('EXPIRE', key, ARGV[6])
   return {id, false}
 end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id)
@@ -157,7 +158,7 @@ def claim(
 ) -> Claimed | None:
     """The oldest claimable request, now leased to `worker` for `lease_s`; None if there is none."""
     now = time.time() if now is None else now
-    found = client.eval(_CLAIM, 1, PENDING, now, lease_s, worker, REQUEST_PREFIX, MAX_CLAIMS)
+    found = client.eval(_CLAIM, 1, PENDING, now, lease_s, worker, REQUEST_PREFIX, MAX_CLAIMS, int(KEEP_S))
     if not found:
         return None
     request_id, text = found[0], found[1]

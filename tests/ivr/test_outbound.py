@@ -96,6 +96,10 @@ def test_a_request_whose_worker_died_is_dialled_by_another(
     assert event(softswitch, "outbound.result", request_id=number)["result"] == "failed"
     assert len(softswitch.events("call.arrived")) == 0
 
+    # A scene nobody wrote rings nobody.
+    unknown = outbound.originate(softswitch.redis, target, "advert")
+    assert event(softswitch, "outbound.result", request_id=unknown)["result"] == "failed"
+
     # A request its scene cannot use leaves no silent line open: the hotline hangs up.
     broken = outbound.originate(softswitch.redis, target, "revisit", {})
     assert event(softswitch, "outbound.result", request_id=broken)["scene_error"] is True
