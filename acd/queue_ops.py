@@ -44,7 +44,7 @@ class QueueOps:
     def seats(self) -> list[Seat]:
         raise NotImplementedError
 
-    def wake(self) -> None:
+    def wake(self, source: str = "") -> None:
         raise NotImplementedError
 
     def enqueue(
@@ -177,46 +177,47 @@ class QueueOps:
 
     # Matching callers and seats --------------------------------------------------------------
     def dispatch(
-        self, strategies: dict[str, Strategy] | None = None, limit: int = 100, worker: str | None = None
+        self,
+        strategies: dict[str, Strategy] | None = None,
+        limit: int = 100,
+        worker: str | None = None,
+        is_alive: Callable[[str], bool] | None = None,
     ) -> list[Offer]:
         """Offer waiting callers to ready seats, oldest (by priority) first; atomic as a whole.
 
         With `worker`, only that worker's callers are offered (each softswitch worker places the seat
         legs of the callers it holds), but the matching still runs over every waiting caller: a seat
         that an earlier caller of another worker would get is not given to this worker's later one.
-        Those other workers are woken to claim their offers.
+        Those other workers are woken to claim their offers. Callers of a worker that `is_alive`
+        says is gone (its calls died with it; its restart removes them) keep no seat from anyone.
         """
         strategies = strategies or {}
         others: list[Offer] = []
 
         def decide(pipe: Any) -> list[Offer]:
-            seats = {s.extension: s for s in self._read_seats()}
+            ready = {s.extension: s for s in self._read_seats()}
             # Only the heads of the queues matter: a queue whose head finds no seat has none for the rest.
-            calls = self._read_waiting(self.redis.smembers(QUEUES), per_queue=limit)
-            offers: list[Offer] = []
-            unservable: set[str] = set()
-            for call in sorted(calls, key=call_order):
-                if len(offers) == limit:
+            calls = sorted(self._read_waiting(self.redis.smembers(QUEUES), per_queue=limit), key=call_order)
+            skipped: set[str] = set()
+            living: dict[str, bool] = {worker or "": True}
+            while True:
+                offers = self._match(
+                    [c for c in calls if c.call_id not in skipped], dict(ready), strategies, limit
+                )
+                if worker is None or not offers:
                     break
-                if call.queue in unservable:
-                    continue
-                views = [s.view() for s in seats.values()]
-                strategy = strategies.get(call.queue, Strategy.LONGEST_IDLE)
-                chosen = choose_seat(views, call.queue, strategy)
-                if chosen is None:
-                    unservable.add(call.queue)
-                    continue
-                offers.append(Offer(call.call_id, chosen.extension, call.queue))
-                seat = seats[chosen.extension]
-                seats[chosen.extension] = Seat(**{**seat.__dict__, "state": SeatState.OFFERED})
-            others.clear()
-            if worker is not None and offers:
-                owners = self.redis.pipeline(transaction=False)
+                batch = self.redis.pipeline(transaction=False)
                 for offer in offers:
-                    owners.hget(call_key(offer.call_id), "worker")
-                mine = [owner == worker for owner in owners.execute()]
-                others.extend(o for o, m in zip(offers, mine, strict=True) if not m)
-                offers = [o for o, m in zip(offers, mine, strict=True) if m]
+                    batch.hget(call_key(offer.call_id), "worker")
+                owners = [str(owner or "") for owner in batch.execute()]
+                for owner in set(owners) - set(living):
+                    living[owner] = is_alive(owner) if is_alive is not None else True
+                dead = {o.call_id for o, owner in zip(offers, owners, strict=True) if not living[owner]}
+                if not dead:
+                    others[:] = [o for o, owner in zip(offers, owners, strict=True) if owner != worker]
+                    offers = [o for o, owner in zip(offers, owners, strict=True) if owner == worker]
+                    break
+                skipped |= dead  # match again without them
             if not offers:
                 return offers
             pipe.multi()
@@ -232,7 +233,7 @@ class QueueOps:
 
         offers: list[Offer] = self._atomically(decide)
         if others:
-            self.wake()
+            self.wake(worker or "")
         if self.on_change:
             for offer in offers:
                 self.on_change(
@@ -240,6 +241,27 @@ class QueueOps:
                         offer.extension, SeatState.READY, SeatState.OFFERED, "", self.clock(), offer.call_id
                     )
                 )
+        return offers
+
+    @staticmethod
+    def _match(
+        calls: list[WaitingCall], seats: dict[str, Seat], strategies: dict[str, Strategy], limit: int
+    ) -> list[Offer]:
+        """Callers (in order) to seats by each queue's strategy; `seats` is used up as it goes."""
+        offers: list[Offer] = []
+        unservable: set[str] = set()
+        for call in calls:
+            if len(offers) == limit:
+                break
+            if call.queue in unservable:
+                continue
+            views = [s.view() for s in seats.values()]
+            chosen = choose_seat(views, call.queue, strategies.get(call.queue, Strategy.LONGEST_IDLE))
+            if chosen is None:
+                unservable.add(call.queue)
+                continue
+            offers.append(Offer(call.call_id, chosen.extension, call.queue))
+            seats[chosen.extension] = Seat(**{**seats[chosen.extension].__dict__, "state": SeatState.OFFERED})
         return offers
 
     def _read_waiting(self, queues: Iterable[str], per_queue: int) -> list[WaitingCall]:

@@ -117,10 +117,12 @@ class AcdStore(QueueOps):
         if registered:
             self.wake()
 
-    def wake(self) -> None:
-        """Tell the dispatchers that a caller may now reach a seat (best effort: they also poll)."""
+    def wake(self, source: str = "") -> None:
+        """Tell the dispatchers that a caller may now reach a seat (best effort: they also poll).
+
+        `source` names the worker that sends it, so that it does not wake itself."""
         try:
-            self.redis.publish(WAKE, "1")
+            self.redis.publish(WAKE, source or "-")
         except redis.RedisError:
             pass
 

@@ -94,7 +94,7 @@ class QueueWait:
         def work() -> tuple[int, float]:
             acd = ctx.acd()
             position = acd.enqueue(
-                info.call_id, self.queue, caller=info.caller, worker=ctx.worker, max_waiting=max_waiting
+                info.call_id, self.queue, caller=info.caller, worker=ctx.record_name, max_waiting=max_waiting
             )
             return position, acd.expected_wait(info.call_id, aht)
 

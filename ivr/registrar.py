@@ -194,12 +194,19 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     store = AcdStore(client, on_change=ChangeRecorder(factory, bus.EventBus(client)))
     sync = RegistrarSync(settings, factory, store, kamcmd(settings))
     log.info("registrar: seat credentials to %s, registrations to the ACD", sync.path)
+    failing = False
     try:
         while not stop.is_set():
             try:
                 sync.round()
-            except Exception:
-                log.exception("registrar: round failed")
+                failing = False
+            except Exception as exc:
+                # Once with the traceback; then one line a round until it works again.
+                if failing:
+                    log.warning("registrar: round failed again: %s", str(exc).splitlines()[0])
+                else:
+                    log.exception("registrar: round failed")
+                failing = True
             stop.wait(ROUND_S)
     finally:
         client.close()

@@ -16,8 +16,10 @@ the timer may not. Offers reach the caller's `QueueWait` on the pjsua2 thread th
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -91,6 +93,7 @@ class SeatLink:
         self._waiters: dict[str, Waiter] = {}  # pjsua2 thread only
         self._lock = threading.Lock()
         self._calls: dict[str, str] = {}  # call id -> seat it rings ("" while waiting); both threads
+        self._unwanted: list[Offer] = []  # offers that found no caller here: given back next round
         self._kick = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{worker}-acd", daemon=True)
@@ -126,8 +129,13 @@ class SeatLink:
     def _deliver(self, offer: Offer) -> None:
         waiter = self._waiters.get(offer.call_id)
         if waiter is None:
-            # The caller hung up meanwhile: its flow's `leave` frees the seat (offered -> ready).
-            log.info("offer of %s to %s arrived after the caller left", offer.call_id, offer.extension)
+            # The caller hung up meanwhile (its `leave` frees the seat), or is not ours after all:
+            # the offer is given back either way, so that no seat is left offered with no ringing.
+            log.info("offer of %s to %s found no caller here", offer.call_id, offer.extension)
+            with self._lock:
+                self._unwanted.append(offer)
+                self._calls.setdefault(offer.call_id, offer.extension)  # so that a round runs
+            self._kick.set()
             return
         self.ringing(offer.call_id, offer.extension)
         waiter.offered(offer.extension)
@@ -153,10 +161,7 @@ class SeatLink:
                 if store is None or pubsub is None:
                     store, pubsub = self._connect()
                 self._round(store, calls)
-                # Sleep until woken by the store or a new caller, or for one interval.
-                pubsub.get_message(timeout=self.times.interval_s)
-                while pubsub.get_message(timeout=0) is not None:
-                    pass  # several wake-ups are one round
+                self._sleep(pubsub)
             except redis.RedisError as exc:
                 log.warning("%s: ACD round failed (%s); trying again", self.worker, exc)
                 store = pubsub = None
@@ -164,6 +169,21 @@ class SeatLink:
             except Exception:
                 log.exception("%s: ACD round failed", self.worker)
                 self._stop.wait(self.times.interval_s)
+
+    def _sleep(self, pubsub: redis.client.PubSub) -> None:
+        """Until another process wakes us (not our own announcements), a new caller, or one interval."""
+        deadline = time.monotonic() + self.times.interval_s
+        while not self._kick.is_set() and (left := deadline - time.monotonic()) > 0:
+            message = pubsub.get_message(timeout=min(left, 0.25))
+            if message is not None and message.get("data") != self.worker:
+                break
+        while pubsub.get_message(timeout=0) is not None:
+            pass  # several wake-ups are one round
+
+    def _alive(self, store: AcdStore, worker: str) -> bool:
+        """Whether `worker` still sends its heartbeat: a dead one's callers hold no seat."""
+        # Callers are tagged with the worker's record name (sip-worker-N@host); heartbeats use N.
+        return bool(store.redis.exists(f"{bus.HEARTBEAT_PREFIX}:sip:{worker.split('@')[0]}"))
 
     def _connect(self) -> tuple[AcdStore, redis.client.PubSub]:
         from acd.history import ChangeRecorder
@@ -176,9 +196,21 @@ class SeatLink:
         return store, pubsub
 
     def _round(self, store: AcdStore, calls: dict[str, str]) -> None:
+        from acd.seat_states import SeatEvent, SeatTransitionError
+
+        with self._lock:
+            unwanted, self._unwanted = self._unwanted, []
+            for offer in unwanted:
+                self._calls.pop(offer.call_id, None)
+        for offer in unwanted:
+            try:
+                store.seat_event(offer.extension, SeatEvent.CANCEL, call_id=offer.call_id)
+            except (SeatTransitionError, KeyError):
+                pass  # the caller's leave freed the seat already
         store.sweep()
         if any(not seat for seat in calls.values()):
-            for offer in store.dispatch(worker=self.worker):
+            alive = functools.partial(self._alive, store)
+            for offer in store.dispatch(worker=self.worker, is_alive=alive):
                 log.info("%s: offering %s to seat %s", self.worker, offer.call_id, offer.extension)
                 self.post(lambda offer=offer: self._deliver(offer))  # type: ignore[misc]
         for call_id, seat in calls.items():

@@ -124,7 +124,8 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     edge = SipEdge(config, CallController(name, legs, reporter, ctx))
     ctx.scheduler = edge
     times = SeatTimes.from_settings(settings)
-    ctx.seat_link = SeatLink(name, ctx.redis_url, edge.post, ctx.factory, times, edge, legs)
+    # Callers are tagged with the record name: unique across softswitch hosts sharing one Redis.
+    ctx.seat_link = SeatLink(ctx.record_name, ctx.redis_url, edge.post, ctx.factory, times, edge, legs)
     dialer = Dialer(ctx, edge, legs)  # outbound calls asked for over Redis (ivr.outbound)
     if settings.vosk_model is not None:
         # The model lives in the host's speech service, not in each of the 16 workers.

@@ -223,3 +223,14 @@ def test_two_workers_claiming_offers_for_their_own_callers_keep_everyones_place_
     # ... and each worker claimed only its own.
     for i, result in enumerate(results):
         assert all(int(pair.split("=")[0][4:]) % 2 == i for pair in result)
+
+
+def test_callers_of_a_worker_that_is_gone_hold_no_seat_from_the_living(store: AcdStore, clock: Clock) -> None:
+    _ready(store, clock, "8001")
+    store.enqueue("lost", "general", worker="sip-worker-0@a")  # waited longest, but its worker died
+    clock.tick()
+    store.enqueue("here", "general", worker="sip-worker-1@a")
+    assert store.dispatch(worker="sip-worker-1@a") == []  # without a word on the living: its place
+    offers = store.dispatch(worker="sip-worker-1@a", is_alive=lambda worker: worker != "sip-worker-0@a")
+    assert [(o.call_id, o.extension) for o in offers] == [("here", "8001")]
+    assert store.waiting("general") == ["lost"]  # until its worker's restart removes it
