@@ -41,6 +41,7 @@ VOCABULARY_FREQ = 20000
 class Topic:
     term: str
     tickets: int  # tickets that mention it
+    before: int  # tickets that mentioned it in the period just before (a rising topic shows)
 
 
 def vocabulary(session: Session) -> frozenset[str]:
@@ -65,15 +66,25 @@ def terms_of(text: str, words: frozenset[str] = frozenset()) -> set[str]:
     return {w for w in segmenter(words).cut(text, False) if _TERM.match(w) and w not in STOPWORDS}
 
 
-def hot_topics(session: Session, since: dt.datetime, until: dt.datetime, limit: int = 20) -> list[Topic]:
-    """The `limit` terms mentioned by most tickets created in [since, until), most first."""
+def term_counts(
+    session: Session, since: dt.datetime, until: dt.datetime, words: frozenset[str]
+) -> Counter[str]:
+    """How many tickets created in [since, until) mention each term."""
     counts: Counter[str] = Counter()
-    words = vocabulary(session)
     rows = session.execute(
         select(Ticket.title, Ticket.content).where(Ticket.created_at >= since, Ticket.created_at < until)
     )
     for title, content in rows:
         counts.update(terms_of(f"{title}\n{content}", words))
+    return counts
+
+
+def hot_topics(session: Session, since: dt.datetime, until: dt.datetime, limit: int = 20) -> list[Topic]:
+    """The `limit` terms mentioned by most tickets created in [since, until), most first, each with
+    its count in the period of the same length just before."""
+    words = vocabulary(session)
+    counts = term_counts(session, since, until, words)
+    before = term_counts(session, since - (until - since), since, words)
     # Ties in a stable order, so the page and the daily file agree.
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [Topic(term, n) for term, n in ranked[:limit]]
+    return [Topic(term, n, before[term]) for term, n in ranked[:limit]]

@@ -107,9 +107,15 @@ def ticket_table(rows: Sequence[TicketRow], total: TicketRow, first: str) -> Tab
 
 def topic_table(topics: Sequence[Topic]) -> Table:
     return Table(
-        header=["排名", "热点词", "涉及工单数"],
-        rows=[[str(n), t.term, str(t.tickets)] for n, t in enumerate(topics, start=1)],
-        chart={"labels": [t.term for t in topics], "bars": {"涉及工单数": [t.tickets for t in topics]}},
+        header=["排名", "热点词", "涉及工单数", "上期", "增减"],
+        rows=[
+            [str(n), t.term, str(t.tickets), str(t.before), f"{t.tickets - t.before:+d}"]
+            for n, t in enumerate(topics, start=1)
+        ],
+        chart={
+            "labels": [t.term for t in topics],
+            "bars": {"涉及工单数": [t.tickets for t in topics], "上期": [t.before for t in topics]},
+        },
     )
 
 

@@ -202,9 +202,12 @@ def test_hot_topics_rank_terms_by_the_tickets_that_mention_them(
     lead: FlaskClient, db: sessionmaker[Session], people: object
 ) -> None:
     _seed_tickets(db, people.agent_id, people.department_id)  # type: ignore[attr-defined]
+    with transaction(db) as session:  # the week before: one ticket about street lights
+        last_week = utc("02:00:00") - dt.timedelta(days=7)
+        session.add(Ticket(number="T0", channel=Channel.PHONE, content="路灯又坏了", created_at=last_week))
     page = lead.get(f"/reports/hot?date={DAY}").get_data(as_text=True)
     assert "起一周" in page  # this week by default
-    assert _cells(page, "1") == ["1", "路灯", "2"]
+    assert _cells(page, "1") == ["1", "路灯", "2", "1", "+1"]
     assert "咨询" not in page.split("<tbody>")[1]  # filler words of hotline speech are left out
 
 
