@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -20,7 +21,7 @@ from acd.models import Seat
 from acd.store import AcdStore
 from agent_desk.call_report import QUEUE_LABELS
 from hotline.accounts import Role, audit, require_role
-from hotline.db import transaction
+from hotline.db import transaction, utcnow
 from tickets.deadlines import is_workday
 from tickets.models import Department, DepartmentKind
 from tickets.work_calendar import CalendarDay
@@ -32,6 +33,7 @@ KIND_LABELS = {
     DepartmentKind.DISTRICT: "区县",
     DepartmentKind.ENTERPRISE: "公共服务企业",
 }
+LOCAL = ZoneInfo("Asia/Shanghai")
 LEVELS = {1: "熟练（优先）", 2: "一般", 3: "备用"}
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
 PHONE = re.compile(r"^[0-9+\-]{3,32}$")
@@ -184,8 +186,22 @@ def holidays() -> ResponseReturnValue:
     with _db()() as session:
         days = session.scalars(select(CalendarDay).order_by(CalendarDay.day.desc())).all()
         return render_template(
-            "desk/admin_holidays.html", days=days, national={d.day: is_workday(d.day) for d in days}
+            "desk/admin_holidays.html",
+            days=days,
+            national={d.day: is_workday(d.day) for d in days},
+            upcoming=_national_exceptions(utcnow().astimezone(LOCAL).date(), 90),
         )
+
+
+def _national_exceptions(start: dt.date, days: int) -> list[tuple[dt.date, bool]]:
+    """Days of the national calendar that break the Monday-Friday rule (holidays, 调休 workdays)."""
+    found = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        workday = is_workday(day)
+        if workday != (day.weekday() < 5):
+            found.append((day, workday))
+    return found
 
 
 @org_bp.post("/holidays")

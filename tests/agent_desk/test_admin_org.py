@@ -124,3 +124,12 @@ def test_only_administrators_and_only_with_the_csrf_token(
     assert forged.status_code == 400
     with db() as session:
         assert session.scalar(select(Department).where(Department.name == "伪造")) is None
+
+
+def test_the_holiday_page_lists_the_national_calendars_exceptions() -> None:
+    from agent_desk.admin_org import _national_exceptions
+
+    # National Day 2026: the weekdays off and the Saturday worked instead (调休).
+    found = dict(_national_exceptions(dt.date(2026, 9, 28), 14))
+    assert found[dt.date(2026, 10, 1)] is False and found[dt.date(2026, 10, 7)] is False
+    assert found[dt.date(2026, 10, 10)] is True and dt.date(2026, 10, 3) not in found  # a plain weekend
