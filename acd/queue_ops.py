@@ -55,13 +55,15 @@ class QueueOps:
         caller: str = "",
         worker: str = "",
         max_waiting: int | None = None,
+        entered_at: float | None = None,
     ) -> int:
         """Put a caller in a queue; returns its position (1 = next).
 
         With `max_waiting`, `QueueUnavailable` instead when no seat with the queue's skill is logged
         in or that many callers already wait (the caller is then offered the configured fallback).
+        `entered_at` keeps an earlier place in line (a citizen called back after virtual hold).
         """
-        now = self.clock()
+        now = self.clock() if entered_at is None else entered_at
 
         def decide(pipe: Any) -> None:
             if max_waiting is not None:

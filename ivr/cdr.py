@@ -148,6 +148,15 @@ def register_recording(factory: Factory, root: Path, call_id: str, leg: str) -> 
         return RecordingRef(recording.id, leg, (root / recording.path).resolve())
 
 
+def seal_recordings(factory: Factory, root: Path, refs: tuple[RecordingRef, ...]) -> None:
+    """Seal recordings whose recorders were stopped (a callback's legs: no inbound CDR closes them)."""
+    for ref in refs:
+        wait_closed(ref.path)  # before the transaction: no database lock held while waiting
+    with transaction(factory) as session:
+        for ref in refs:
+            _seal(session, root, ref)
+
+
 def drop_recordings(factory: Factory, refs: tuple[RecordingRef, ...]) -> None:
     with transaction(factory) as session:
         _drop(session, refs)

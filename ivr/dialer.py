@@ -84,9 +84,10 @@ class Notice:
 
 
 def _scenes() -> dict[str, SceneFactory]:
+    from ivr.callback_call import CallbackCall
     from ivr.revisit_call import RevisitCall
 
-    return {"notice": Notice, "revisit": RevisitCall}
+    return {"notice": Notice, "revisit": RevisitCall, "callback": CallbackCall}
 
 
 class Dialer:

@@ -184,6 +184,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     from acd.history import ChangeRecorder
     from hotline import bus
     from hotline.db import make_engine, make_session_factory
+    from ivr.callback_placer import CallbackPlacer
 
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -193,12 +194,15 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     client = bus.connect(settings.effective_redis_url, timeout_s=2.0)
     store = AcdStore(client, on_change=ChangeRecorder(factory, bus.EventBus(client)))
     sync = RegistrarSync(settings, factory, store, kamcmd(settings))
+    # One loop per Kamailio is also the right place to dial callback tasks (docs/acd.md).
+    placer = CallbackPlacer(factory, store, client)
     log.info("registrar: seat credentials to %s, registrations to the ACD", sync.path)
     failing = False
     try:
         while not stop.is_set():
             try:
                 sync.round()
+                placer.round()
                 failing = False
             except Exception as exc:
                 # Once with the traceback; then one line a round until it works again.

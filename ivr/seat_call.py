@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from acd.seat_states import SeatEvent, SeatTransitionError
 from ivr import cdr
@@ -26,7 +26,7 @@ from ivr.sip import SipError
 
 if TYPE_CHECKING:
     from acd.store import Change
-    from ivr.flow import CallFlow
+    from ivr.context import IvrContext
     from ivr.seat_link import SeatLink
     from ivr.sip import SipLeg
     from ivr.timers import Timer
@@ -43,6 +43,36 @@ class SeatCallState(enum.StrEnum):
     ENDED = "ended"
 
 
+class CallerInfo(Protocol):
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def caller(self) -> str:
+        """The citizen's number, shown on the agent's phone."""
+
+
+class CallerSide(Protocol):
+    """The citizen's call a seat is bridged to: an inbound `CallFlow`, or a callback
+    (`ivr.callback_call.CallbackCall`)."""
+
+    @property
+    def ctx(self) -> IvrContext: ...
+
+    @property
+    def info(self) -> CallerInfo: ...
+
+    @property
+    def leg(self) -> SipLeg: ...
+
+    @property
+    def extra_recordings(self) -> list[cdr.RecordingRef]: ...
+
+    def later(self, delay_s: float, job: Any) -> Timer: ...
+
+    def note(self, **entry: Any) -> None: ...
+
+
 class SeatOwner(Protocol):
     """The caller's side (`QueueWait`): told when the seat is there, gone, or never came."""
 
@@ -54,7 +84,7 @@ class SeatOwner(Protocol):
 
 
 class SeatCall:
-    def __init__(self, owner: SeatOwner, flow: CallFlow, link: SeatLink, extension: str) -> None:
+    def __init__(self, owner: SeatOwner, flow: CallerSide, link: SeatLink, extension: str) -> None:
         self.owner = owner
         self.flow = flow
         self.link = link

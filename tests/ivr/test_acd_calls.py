@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd import callbacks
 from acd.callbacks import CallbackReason, CallbackStatus, CallbackTask
 from acd.history import ChangeRecorder
 from acd.models import Disposition, Seat
@@ -391,3 +392,40 @@ def test_only_the_seats_password_registers_a_new_one_applies_at_once_and_an_unre
     assert acd.waiting("general") == [call_id] and acd.seat("8001").state is SeatState.READY
     caller.send("hangup")
     closed(db, lab, call_id)
+
+
+def test_a_missed_caller_is_called_back_when_a_seat_is_ready_and_put_through_to_it(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab = centre.softswitch
+    seat = centre.seat_phone("8001")
+    port = lab.ports(1)
+    citizen = Phone(port, lab.ports(10), "13800000051", lab.root / "citizen-heard.wav")
+    lab.phones.append(citizen)
+    number = f"sip:13800000051@127.0.0.1:{port}"  # where the test reaches the citizen (no trunk here)
+    with transaction(db) as session:
+        callbacks.book(session, number, "missed-earlier", CallbackReason.ABANDONED_QUEUE, queue="general")
+
+    centre.ready("8001")  # a seat that could take the call: the hotline dials the citizen
+    assert citizen.expect("incoming", timeout=15)
+    answered = event(lab, "call.answered", timeout=20, seat="8001")
+    assert seat.expect("incoming") and answered["callback"]
+    talk(citizen, seat, centre)
+    lab.wait_for(lambda: False, timeout=2.5)
+    citizen.send("hangup")
+    citizen.expect("closed")
+
+    def task() -> CallbackTask:
+        (found,) = callback_tasks(db, number)
+        return found
+
+    assert lab.wait_for(lambda: task().status is CallbackStatus.DONE, timeout=10), task().status
+    assert task().attempts == 1 and task().outcome == "bridged"
+    row = closed(db, lab, answered["call_id"])
+    assert row.direction == "out" and row.seat_id is not None and row.agent_answered_at is not None
+    legs = lab.wait_for(lambda: {r.leg: r for r in recordings(db, row.call_id) if r.complete} or None)
+    assert legs and set(legs) == {"caller", "agent"}, legs
+    root = lab.settings.recordings_dir
+    assert tone_share(root / legs["caller"].path, CALLER_HZ) > 0.5
+    assert tone_share(root / legs["agent"].path, SEAT_HZ) > 0.5
+    assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
