@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEYS = {"1": Satisfaction.SATISFIED, "2": Satisfaction.BASICALLY_SATISFIED, "3": Satisfaction.DISSATISFIED}
-ASK_TIMEOUT_S = 8.0  # after the question, for a key
+ASK_TIMEOUT_S = 8.0  # after the question, for a key; a request may ask for 2-30 s (`key_wait_s`)
 ASK_RETRIES = 1  # the question is asked again this many times (no key, or a wrong one)
 OUTCOME_PROMPTS = {
     TicketStatus.REPLIED: "revisit_outcome_replied",
@@ -73,6 +73,7 @@ class RevisitCall:
     def __init__(self, call: OutboundCall) -> None:
         self.call = call
         self.ticket_id = int(call.request.data["ticket_id"])
+        self.key_wait_s = min(30.0, max(2.0, float(call.request.data.get("key_wait_s", ASK_TIMEOUT_S))))
         self.phase = "loading"  # loading -> asking -> saving -> done
         self.tries = 0
         self._timer: Timer | None = None
@@ -102,7 +103,7 @@ class RevisitCall:
 
     def _wait(self) -> None:
         self._cancel()
-        self._timer = self.call.dialer.edge.call_later(ASK_TIMEOUT_S, self._no_key)
+        self._timer = self.call.dialer.edge.call_later(self.key_wait_s, self._no_key)
 
     def _no_key(self) -> None:
         if self.phase != "asking":

@@ -157,7 +157,8 @@ def test_a_revisit_call_without_a_key_asks_again_then_leaves_the_ticket_unrated(
     ticket_id, _number = _resolved_directly(db)
     softswitch.worker(0, env={"HOTLINE_PROMPTS_DIR": str(tone_prompt_dir)})
     phone, target = _citizen(softswitch)
-    request_id = outbound.originate(softswitch.redis, target, "revisit", {"ticket_id": ticket_id})
+    data = {"ticket_id": ticket_id, "key_wait_s": 2}  # the shortest wait a request may ask for
+    request_id = outbound.originate(softswitch.redis, target, "revisit", data)
     assert phone.expect("disconnected", timeout=40) == "disconnected 200"  # the hotline said goodbye
     done = event(softswitch, "outbound.result", request_id=request_id)
     assert done["result"] == "answered" and done["revisit"] == "no_input" and "rating" not in done
