@@ -125,13 +125,8 @@ class CallbackCall:
         link = self.ctx.seat_link
         if self.ended or self.talking or self.seat is not None or link is None:
             return
-        self.seat = SeatCall(self, self, link, extension)
-        if not self.seat.start():
-            self.seat = None
-            from acd.seat_states import SeatEvent
-
-            ctx, call_id = self.ctx, self.info.call_id
-            ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+        self.seat = SeatCall.ring(self, self, link, extension)
+        if self.seat is None:
             self._wait()
 
     def withdrawn(self, extension: str) -> None:

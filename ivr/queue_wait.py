@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from acd import callbacks
 from acd.callbacks import CallbackReason
 from acd.models import Disposition
-from acd.seat_states import SeatEvent
 from acd.store import QueueUnavailable
 from hotline.db import transaction
 from ivr import cdr
@@ -166,13 +165,9 @@ class QueueWait:
             return  # cannot happen: one offer at a time per caller; the store frees the seat on leave
         link = self.flow.ctx.seat_link
         assert link is not None
-        self.seat = SeatCall(self, self.flow, link, extension)
         self.flow.publish("call.offered", seat=extension)
-        if not self.seat.start():
-            # This worker cannot place the call: the offer goes back, the seat stays ready.
-            self.seat = None
-            ctx, call_id = self.flow.ctx, self.flow.info.call_id
-            ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+        self.seat = SeatCall.ring(self, self.flow, link, extension)
+        if self.seat is None:
             self._wait_for_seat()
 
     def withdrawn(self, extension: str) -> None:

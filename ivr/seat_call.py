@@ -102,6 +102,17 @@ class SeatCall:
     def call_id(self) -> str:
         return self.flow.info.call_id
 
+    @classmethod
+    def ring(cls, owner: SeatOwner, flow: CallerSide, link: SeatLink, extension: str) -> SeatCall | None:
+        """Ring the offered seat; None if no call could be placed (the offer is given back and the
+        seat is ready again, the caller keeps waiting)."""
+        seat = cls(owner, flow, link, extension)
+        if seat.start():
+            return seat
+        ctx, call_id = flow.ctx, flow.info.call_id
+        ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+        return None
+
     # Starting --------------------------------------------------------------------------------
     def start(self) -> bool:
         """Ring the seat's phone; False if no call could be placed (the offer is given back)."""

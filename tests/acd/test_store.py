@@ -148,10 +148,11 @@ RACER = textwrap.dedent(
     from hotline import bus
     from acd.store import AcdStore
     store = AcdStore(bus.connect(sys.argv[1]))
+    worker = sys.argv[2] if len(sys.argv) > 2 else None  # claim only this worker's callers
     offers = []
     quiet_since = time.time()
     while time.time() - quiet_since < 1.0:  # race until nothing more can be offered for a second
-        for offer in store.dispatch(limit=5):
+        for offer in store.dispatch(limit=5, worker=worker):
             offers.append(f"{offer.call_id}={offer.extension}")
             quiet_since = time.time()
     print(" ".join(offers))
@@ -181,23 +182,6 @@ def test_two_processes_dispatching_at_once_never_offer_one_seat_two_calls(
     assert len(store.waiting("general")) == 40
 
 
-WORKER_RACER = textwrap.dedent(
-    """
-    import sys, time
-    from hotline import bus
-    from acd.store import AcdStore
-    store = AcdStore(bus.connect(sys.argv[1]))
-    offers = []
-    quiet_since = time.time()
-    while time.time() - quiet_since < 1.0:
-        for offer in store.dispatch(worker=sys.argv[2]):
-            offers.append(f"{offer.call_id}={offer.extension}")
-            quiet_since = time.time()
-    print(" ".join(offers))
-    """
-)
-
-
 def test_two_workers_claiming_offers_for_their_own_callers_keep_everyones_place_and_never_share_a_seat(
     store: AcdStore, clock: Clock, redis_url: str
 ) -> None:
@@ -208,7 +192,7 @@ def test_two_workers_claiming_offers_for_their_own_callers_keep_everyones_place_
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER_RACER, redis_url, f"sip-worker-{i}"],
+            [sys.executable, "-c", RACER, redis_url, f"sip-worker-{i}"],
             env=env,
             stdout=subprocess.PIPE,
             text=True,
