@@ -38,7 +38,9 @@
       if (body.event === "not_ready") { body.reason = $("not-ready-reason").value; }
       const result = await call("POST", "/desk/api/seat", body);
       $("seat-error").textContent = result.ok ? "" : (result.data.error || "操作失败");
-      if (result.data.state || result.data.label) { showState(result.data.state || result.data); }
+      // 200 answers the seat's state itself; 409 carries it under "state" beside the error.
+      const state = result.ok ? result.data : result.data.state;
+      if (state && state.label) { showState(state); }
     });
   });
 
