@@ -1,4 +1,4 @@
-"""Speech during a call: spotting the current menu node's keywords in the caller's audio.
+"""Speech during a call: spotting menu keywords, and the free-text transcript of each leg.
 
 Runs off the pjsua2 thread: the worker hands 16-bit PCM chunks in, and gets a keyword (or
 None) back. One grammar per menu node (its keywords plus the unknown-word token) is far more
@@ -9,7 +9,9 @@ caller's turn also ends on our own timeout (`finish`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,66 @@ class KeywordSpotter:
         return None
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One final utterance: its text and where it lies in the stream (seconds from its start)."""
+
+    text: str
+    start_s: float
+    end_s: float
+
+
+class Transcriber:
+    """Free-form decoding of one growing stream, an utterance at a time (智能填单).
+
+    One recogniser for the whole stream: a new one per utterance costs three to four times the
+    CPU and stalls on its first chunks. Vosk's word times count from the recogniser's creation,
+    so they are taken relative to the audio it had heard before this stream (`base_s`).
+    """
+
+    # Digital silence after speech can hold an utterance open for seconds: a partial that has not
+    # changed for this much audio is ended by us.
+    STALL_S = 1.5
+
+    def __init__(self, rec: Any, sample_rate: int = 8000, base_s: float = 0.0) -> None:
+        self._rec = rec
+        self._rec.SetWords(True)
+        self.rate = sample_rate
+        self.base_s = base_s
+        self.fed_s = 0.0
+        self._partial = ""
+        self._partial_since = 0.0
+
+    def feed(self, pcm: bytes) -> Segment | None:
+        self.fed_s += len(pcm) / (2 * self.rate)
+        if self._rec.AcceptWaveform(pcm):
+            return self._segment(self._rec.Result())
+        partial = str(json.loads(self._rec.PartialResult()).get("partial", ""))
+        if partial != self._partial:
+            self._partial, self._partial_since = partial, self.fed_s
+        elif partial and self.fed_s - self._partial_since >= self.STALL_S:
+            return self.finish()
+        return None
+
+    def finish(self) -> Segment | None:
+        """End the current utterance (a stall, or the end of the stream)."""
+        return self._segment(self._rec.FinalResult())
+
+    def _segment(self, raw: str) -> Segment | None:
+        self._partial, self._partial_since = "", self.fed_s
+        result = json.loads(raw)
+        text = str(result.get("text", "")).strip()
+        words = [w for w in result.get("result", []) if w.get("word") not in UNKNOWN_TOKENS]
+        text = " ".join(t for t in text.split() if t not in UNKNOWN_TOKENS)
+        if not text:
+            return None
+        if words:
+            start, end = float(words[0]["start"]) - self.base_s, float(words[-1]["end"]) - self.base_s
+        else:
+            start = end = self.fed_s
+        return Segment(text, round(max(0.0, start), 2), round(max(0.0, end), 2))
+
+
 class Speech:
     """The process's speech engine: None-safe when no model is configured (DTMF still works)."""
 
@@ -57,6 +119,11 @@ class Speech:
     @property
     def enabled(self) -> bool:
         return self.model is not None
+
+    def transcriber(self) -> Transcriber | None:
+        if self.model is None:
+            return None
+        return Transcriber(recognizer(self.model, self.sample_rate), self.sample_rate)
 
     def spotter(self, keywords: Sequence[str]) -> KeywordSpotter | None:
         if self.model is None or not keywords:

@@ -1,4 +1,4 @@
-"""A SIP worker's link to the host's speech service (`ivr.speech_service`): spot keywords, get a word.
+"""A SIP worker's link to the host's speech service (`ivr.speech_service`): keywords and transcripts.
 
 Called on the pjsua2 thread, so nothing here waits: requests go to a queue that a thread of
 its own writes to the socket, and answers come back through `post` (to the pjsua2 thread). When
@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 
 Post = Callable[[Callable[[], None]], None]
 OnResult = Callable[[str | None, str], None]  # (keyword or None, what was heard)
+OnSegment = Callable[[dict[str, Any]], None]  # {"text", "start_s", "end_s"} of one utterance
+OnDone = Callable[[dict[str, Any]], None]  # the stream's last word: audio_s, cpu_s, error
+
+
+class _Stream:
+    def __init__(self, on_segment: OnSegment, on_done: OnDone) -> None:
+        self.on_segment = on_segment
+        self.on_done = on_done
+
+
 RETRY_S = 2.0
 SOCKET_NAME = "speech.sock"
 
@@ -41,6 +51,7 @@ class SpeechClient:
         self._post = post
         self._outbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._waiting: dict[str, OnResult] = {}
+        self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._prefix = f"{name}-{id(self):x}"
@@ -67,6 +78,25 @@ class SpeechClient:
         )
         return request_id
 
+    def transcribe(self, recording: Path, on_segment: OnSegment, on_done: OnDone) -> str:
+        """Stream the free-form transcript of a recording being written, from its start.
+
+        `on_segment` gets each final utterance as it is decoded; `on_done` once, after `finish`
+        (or at once when the service is not there). Both are called on the pjsua2 thread.
+        """
+        request_id = f"{self._prefix}-{next(self._ids)}"
+        with self._lock:
+            self._streams[request_id] = _Stream(on_segment, on_done)
+        self._outbox.put({"op": "transcribe", "id": request_id, "path": str(recording)})
+        return request_id
+
+    def finish(self, request_id: str) -> None:
+        """The leg hung up: the service decodes what is left of the file, then says done."""
+        with self._lock:
+            known = request_id in self._streams
+        if known:
+            self._outbox.put({"op": "cancel", "id": request_id})
+
     def cancel(self, request_id: str) -> None:
         with self._lock:
             known = self._waiting.pop(request_id, None) is not None
@@ -83,16 +113,20 @@ class SpeechClient:
         while (message := self._outbox.get()) is not None:
             sock = self._connected()
             if sock is None:
-                if message["op"] == "spot":
-                    self._answer(message["id"], None, "")
+                self._unanswered(message)
                 continue
             try:
                 sock.sendall(json.dumps(message, ensure_ascii=False).encode() + b"\n")
             except OSError as exc:
                 log.warning("speech service connection lost: %s", exc)
                 self._disconnect()
-                if message["op"] == "spot":
-                    self._answer(message["id"], None, "")
+                self._unanswered(message)
+
+    def _unanswered(self, message: dict[str, Any]) -> None:
+        if message["op"] == "spot":
+            self._answer(message["id"], None, "")
+        elif message["op"] == "transcribe":
+            self._done({"id": message["id"], "error": "no speech service"})
 
     def _connected(self) -> socket.socket | None:
         if self._sock is not None:
@@ -125,13 +159,20 @@ class SpeechClient:
                     continue
                 if answer.get("error"):
                     log.warning("speech request %s: %s", answer.get("id"), answer["error"])
-                self._answer(str(answer.get("id")), answer.get("word"), str(answer.get("heard", "")))
+                if "segment" in answer:
+                    self._segment(str(answer.get("id")), answer["segment"])
+                elif answer.get("done"):
+                    self._done(answer)
+                else:
+                    self._answer(str(answer.get("id")), answer.get("word"), str(answer.get("heard", "")))
         # The service went away: whatever was waiting will not be answered by it.
         self._disconnect(sock)
         with self._lock:
-            lost = list(self._waiting)
+            lost, streams = list(self._waiting), list(self._streams)
         for request_id in lost:
             self._answer(request_id, None, "")
+        for request_id in streams:
+            self._done({"id": request_id, "error": "speech service lost"})
 
     def _disconnect(self, sock: socket.socket | None = None) -> None:
         current = self._sock
@@ -148,3 +189,15 @@ class SpeechClient:
             on_result = self._waiting.pop(request_id, None)
         if on_result is not None:
             self._post(lambda: on_result(word, heard))
+
+    def _segment(self, request_id: str, segment: dict[str, Any]) -> None:
+        with self._lock:
+            stream = self._streams.get(request_id)
+        if stream is not None:
+            self._post(lambda: stream.on_segment(segment))
+
+    def _done(self, answer: dict[str, Any]) -> None:
+        with self._lock:
+            stream = self._streams.pop(str(answer.get("id")), None)
+        if stream is not None:
+            self._post(lambda: stream.on_done(answer))

@@ -1,4 +1,4 @@
-"""One speech recogniser per host, shared by every SIP worker: keyword spotting on growing recordings.
+"""One speech recogniser per host, shared by every SIP worker: keywords and transcripts of recordings.
 
 A vosk model costs hundreds of MB in each process that loads it (the Korean test model 530 MB;
 16 workers would need 8 GB), so the model lives here once and the workers ask for spotting over
@@ -8,9 +8,11 @@ a unix socket (`run_dir/speech.sock`), one JSON object per line:
     <- {"id": "c1-3", "word": "人工", "heard": "人工", "audio_s": 1.2, "cpu_s": 0.04}
     -> {"op": "cancel", "id": "c1-3"}
 
-No audio crosses the socket: the caller's recording, which the worker writes anyway, is read as
-it grows (pjsua's WAV writer flushes every 4 KB, 256 ms of 8 kHz audio), from where it ends when
-the request arrives. Each request runs on a pool thread (vosk decodes without the GIL).
+Free-form transcripts of whole legs (`{"op": "transcribe", ...}`) are streams: see
+`ivr.speech_stream`. No audio crosses the socket: the caller's recording, which the worker
+writes anyway, is read as it grows (pjsua's WAV writer flushes every 4 KB, 256 ms of 8 kHz
+audio), from where it ends when the request arrives (a transcript: from its start). Each
+spotting request runs on a pool thread (vosk decodes without the GIL).
 Run it with `python -m ivr.speech_service` (settings from the environment, like every process).
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 from hotline.settings import Settings, load_settings
 from ivr.speech import KeywordSpotter, Speech
 from ivr.speech_client import socket_path
+from ivr.speech_stream import RecognizerPool, TranscribeRequest, transcribe
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ WAV_HEADER = 44  # pjmedia's WAV writer: a canonical 44-byte header, then 16-bit
 POLL_S = 0.05
 CHUNK = 8000  # at most 0.5 s of 8 kHz audio per AcceptWaveform call
 MAX_TIMEOUT_S = 60.0
+# Free-form decoding costs about 0.15-0.25 CPU-s per audio-s: three streams per core keep up in
+# real time with headroom for spotting. Above that a leg is refused (the recording stays).
+STREAMS_PER_CORE = 3
 
 
 class SpotRequest:
@@ -99,15 +105,16 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         lock = threading.Lock()
-        mine: dict[str, SpotRequest] = {}
+        mine: dict[str, SpotRequest | TranscribeRequest] = {}
 
         def reply(answer: dict[str, Any]) -> None:
-            mine.pop(answer["id"], None)
+            if "segment" not in answer:  # a stream's segments come before its end
+                mine.pop(answer["id"], None)
             with lock:
                 try:
                     self.wfile.write(json.dumps(answer, ensure_ascii=False).encode() + b"\n")
                     self.wfile.flush()
-                except OSError:
+                except (OSError, ValueError):  # ValueError: the handler has closed the file
                     pass  # the worker went away; its calls are gone too
 
         for line in self.rfile:
@@ -117,6 +124,11 @@ class _Handler(socketserver.StreamRequestHandler):
                     request = mine.get(str(raw.get("id")))
                     if request is not None:
                         request.cancelled.set()
+                    continue
+                if raw.get("op") == "transcribe":
+                    stream = TranscribeRequest(raw)
+                    mine[stream.id] = stream
+                    self.server.stream(stream, reply)
                     continue
                 request = SpotRequest(raw)
             except (ValueError, KeyError, TypeError) as exc:
@@ -131,14 +143,51 @@ class _Handler(socketserver.StreamRequestHandler):
 class SpeechServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: Path, speech: Speech, max_streams: int) -> None:
+    def __init__(self, path: Path, speech: Speech, max_streams: int, max_transcripts: int = 0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)  # left by a killed predecessor
         super().__init__(str(path), _Handler)
         self.speech = speech
         self.pool = ThreadPoolExecutor(max_streams, thread_name_prefix="spot")
+        self.recognizers = RecognizerPool(speech.model, speech.sample_rate)
+        # Streams last as long as calls: their own threads, so spotting never waits behind them.
+        self.max_transcripts = max_transcripts or STREAMS_PER_CORE * (os.cpu_count() or 1)
+        self.transcripts = 0
         self.served = 0
         self._count = threading.Lock()
+
+    def stream(self, request: TranscribeRequest, reply: Any) -> None:
+        with self._count:
+            full = self.transcripts >= self.max_transcripts
+            if not full:
+                self.transcripts += 1
+        if full:
+            log.warning(
+                "transcript of %s refused: %d streams running", request.path.name, self.max_transcripts
+            )
+            reply({"id": request.id, "done": True, "error": "busy"})
+            return
+
+        def work() -> None:
+            answer: dict[str, Any] = {"id": request.id, "done": True, "error": "internal"}
+            try:
+                answer = transcribe(self.recognizers, request, reply)
+                log.info(
+                    "transcript of %s: %d segment(s), %.1fs audio, %.2f CPU-s",
+                    request.path.name,
+                    answer.get("segments", 0),
+                    answer.get("audio_s", 0.0),
+                    answer.get("cpu_s", 0.0),
+                )
+            except Exception:
+                log.exception("transcribing %s failed", request.id)
+            finally:
+                with self._count:
+                    self.transcripts -= 1
+                    self.served += 1
+                reply(answer)
+
+        threading.Thread(target=work, name=f"transcribe-{request.id}", daemon=True).start()
 
     def submit(self, request: SpotRequest, reply: Any) -> None:
         def work() -> None:
