@@ -104,7 +104,8 @@ class SeatLink:
     def stop(self) -> None:
         self._stop.set()
         self._kick.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():  # a worker that failed to start never started this thread
+            self._thread.join(timeout=5)
 
     # pjsua2 thread ---------------------------------------------------------------------------
     def join(self, call_id: str, waiter: Waiter) -> None:

@@ -139,8 +139,9 @@ def test_baresip_presses_3_and_a_silent_baresip_is_put_through_to_a_person(
     assert "timeout_s = 2" in menu
     softswitch.worker(0, public=True, env=menu_env(tmp_path, tone_prompt_dir, menu))
     target = softswitch.uri()
-    keys = Baresip(tmp_path / "keys", softswitch.ports(1), softswitch.ports(10), "13700137000", target, 3)
-    silent = Baresip(tmp_path / "silent", softswitch.ports(1), softswitch.ports(10), "13600136000", target, 5)
+    # Two ports each for SIP: baresip also listens for TLS on the port after its SIP port.
+    keys = Baresip(tmp_path / "keys", softswitch.ports(2), softswitch.ports(10), "13700137000", target, 3)
+    silent = Baresip(tmp_path / "silent", softswitch.ports(2), softswitch.ports(10), "13600136000", target, 5)
     assert softswitch.arrived(2), keys.output() + silent.output()
     keys.press("3")
 

@@ -191,15 +191,15 @@ def test_a_flood_from_one_address_is_cut_off_and_service_resumes_after_it(softsw
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sent = answered = 0
-        started = time.monotonic()
-        # About 400 requests/s for 1.5 s: a scanner's pace, far above what a trunk sends.
-        while time.monotonic() - started < 1.5:
+        # 800 requests as fast as a scanner sends them, far above what a trunk sends. A count,
+        # not a duration: on a loaded machine a timed loop sends too few to trip pike.
+        for _ in range(800):
             sock.sendto(_request("OPTIONS", f"sip:127.0.0.1:{port}"), ("127.0.0.1", port))
             sent += 1
             answered += _count_ok(sock, wait_s=0.0)
-            time.sleep(0.002)
+            if sent % 20 == 0:
+                time.sleep(0.001)
         answered += _count_ok(sock, wait_s=0.5)
-    assert sent > 400
     # The first requests are served, then the source is blocked.
     assert 30 < answered < sent / 2, (sent, answered)
 
