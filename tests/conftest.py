@@ -198,6 +198,20 @@ def sip_options() -> Callable[..., str]:
     return send_sip_options
 
 
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """A folder kept after the run for what a test shows a reader (screenshots): one per test,
+    under `HOTLINE_TEST_ARTIFACTS` (default `build/test-artifacts/`), emptied when the test starts."""
+    import shutil
+
+    default = Path(__file__).parent.parent / "build" / "test-artifacts"
+    root = Path(os.environ.get("HOTLINE_TEST_ARTIFACTS") or default)
+    folder: Path = root / str(request.node.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def ports() -> Callable[[int], int]:
     """`ports(n)`: the first of n consecutive free ports (n=1 for one)."""

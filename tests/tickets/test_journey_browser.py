@@ -3,7 +3,7 @@
 An agent writes and dispatches it on the desk with the catalog's suggestion, the department signs
 and replies with an attachment in its portal, the centre reviews the reply, and the citizen looks
 it up on the public portal by number + phone, sees the outcome and rates it, which closes it.
-A screenshot of each step is kept under the pytest base temp folder, in `artifacts/journey/`.
+A screenshot of each step is kept in the test artefacts folder (`build/test-artifacts/<test>/`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,6 @@ from tickets.models import Ticket, TicketEvent, TicketStatus
 pytestmark = pytest.mark.browser
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64 + b"IEND\xaeB`\x82"
 PHONE = "13800006789"
-
-
-@pytest.fixture
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "artifacts" / "journey"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def test_a_ticket_goes_from_the_desk_through_the_department_and_the_centre_to_the_citizen(
