@@ -14,7 +14,6 @@ the bridge through queues. What happens is printed one line each: `registered <c
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 import sys
@@ -27,14 +26,11 @@ from typing import Any
 
 import pjsua2 as pj
 
+from ivr.sip.headset import FRAME_MS, RATE, Headset, HeadsetPort
+
 log = logging.getLogger(__name__)
 
-RATE = 8000
-FRAME_MS = 20
-FRAME_BYTES = RATE * FRAME_MS // 1000 * 2  # 16-bit mono
 CODECS = ("PCMA/8000", "PCMU/8000", "G722/16000")
-# The headset buffers at most this much: more is latency nobody wants in a conversation.
-MAX_BUFFERED_FRAMES = 10
 # A player or recorder is destroyed this long after its call ended: the conference bridge removes
 # ports on its clock thread at the next tick, and destroying one sooner can crash (see ivr.sip.edge).
 RELEASE_DELAY_S = 0.25
@@ -64,86 +60,44 @@ class PhoneConfig:
     register: bool = True  # False: take calls sent straight to `port` (no registrar)
 
 
-class Headset:
-    """The PC's microphone and speaker through sounddevice, 8 kHz 16-bit mono in 20-ms frames."""
-
-    def __init__(self) -> None:
-        import sounddevice  # only here: PortAudio is needed only for a real headset
-
-        self.mic: collections.deque[bytes] = collections.deque(maxlen=MAX_BUFFERED_FRAMES)
-        self.speaker: collections.deque[bytes] = collections.deque(maxlen=MAX_BUFFERED_FRAMES)
-        frames = FRAME_BYTES // 2
-        # Two streams, not one duplex stream: through ALSA's pulse plugin a duplex stream stalled
-        # after a few callbacks here, and "high" latency put 1.5 s between speaker and microphone.
-        common: dict[str, Any] = {
-            "samplerate": RATE,
-            "channels": 1,
-            "dtype": "int16",
-            "blocksize": frames,
-            "latency": "low",
-        }
-        self.streams = [
-            sounddevice.RawInputStream(callback=self._heard, **common),
-            sounddevice.RawOutputStream(callback=self._speak, **common),
-        ]
-
-    def _heard(self, indata: Any, _frames: int, _time: Any, _status: Any) -> None:
-        # PortAudio's threads: hand the microphone over, take what the caller said.
-        self.mic.append(bytes(indata))
-
-    def _speak(self, outdata: Any, _frames: int, _time: Any, _status: Any) -> None:
-        data = self.speaker.popleft() if self.speaker else b""
-        outdata[:] = data[: len(outdata)].ljust(len(outdata), b"\0")
-
-    def start(self) -> None:
-        """Open the sound devices (for a call only: running, they cost a few % of a core)."""
-        self.mic.clear()
-        self.speaker.clear()
-        for stream in self.streams:
-            if not stream.active:
-                stream.start()
-
-    def stop(self) -> None:
-        for stream in self.streams:
-            if stream.active:
-                stream.stop()
-
-    def close(self) -> None:
-        self.stop()
-        for stream in self.streams:
-            stream.close()
+def make_endpoint(port: int, user_agent: str = "") -> Any:
+    """A started pjsua2 Endpoint for one phone: one thread, 8 kHz, null sound device, UDP on `port`."""
+    ep = pj.Endpoint()
+    ep.libCreate()
+    ep_cfg = pj.EpConfig()
+    ep_cfg.uaConfig.threadCnt = 0
+    ep_cfg.uaConfig.mainThreadOnly = True
+    if user_agent:
+        ep_cfg.uaConfig.userAgent = user_agent
+    med = ep_cfg.medConfig
+    med.clockRate = med.sndClockRate = RATE
+    med.noVad = True
+    med.hasIoqueue = False
+    med.threadCnt = 0
+    ep_cfg.logConfig.level = ep_cfg.logConfig.consoleLevel = 1
+    ep.libInit(ep_cfg)
+    # The wheel has no sound devices: the null device clocks the bridge (a headset is a port).
+    ep.audDevManager().setNullDev()
+    transport = pj.TransportConfig()
+    transport.port = port
+    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+    ep.libStart()
+    return ep
 
 
-class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
-    """The headset as a conference port: called on pjmedia's clock thread every 20 ms."""
+class AudioCall(pj.Call):  # type: ignore[misc]
+    """A phone's call: tells its subclass of the answer, the end, and its audio (once it flows)."""
 
-    def __init__(self, headset: Headset) -> None:
-        super().__init__()
-        self.headset = headset
-
-    def onFrameRequested(self, frame: Any) -> None:
-        data = self.headset.mic.popleft() if self.headset.mic else bytes(FRAME_BYTES)
-        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        frame.buf = pj.ByteVector(data)
-        frame.size = len(data)
-
-    def onFrameReceived(self, frame: Any) -> None:
-        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
-            self.headset.speaker.append(bytes(frame.buf))
-
-
-class PhoneCall(pj.Call):  # type: ignore[misc]
-    def __init__(self, phone: Softphone, call_id: int = pj.PJSUA_INVALID_ID) -> None:
-        super().__init__(phone.account, call_id)
-        self.phone = phone
+    def __init__(self, account: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(account, call_id)
         self.audio: Any = None
 
     def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self.phone.say("answered")
+            self.on_confirmed()
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.phone.ended(self, info.lastStatusCode)
+            self.on_disconnected(int(info.lastStatusCode))
 
     def onCallMediaState(self, prm: Any) -> None:
         info = self.getInfo()  # kept: its media list is freed with it
@@ -151,8 +105,32 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 if self.audio is None:
                     self.audio = self.getAudioMedia(media.index)
-                    self.phone.media_up(self)
+                    self.on_media()
                 return
+
+    def on_confirmed(self) -> None:
+        pass
+
+    def on_disconnected(self, status_code: int) -> None:
+        pass
+
+    def on_media(self) -> None:
+        pass
+
+
+class PhoneCall(AudioCall):
+    def __init__(self, phone: Softphone, call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(phone.account, call_id)
+        self.phone = phone
+
+    def on_confirmed(self) -> None:
+        self.phone.say("answered")
+
+    def on_disconnected(self, status_code: int) -> None:
+        self.phone.ended(self, status_code)
+
+    def on_media(self) -> None:
+        self.phone.media_up(self)
 
 
 class PhoneAccount(pj.Account):  # type: ignore[misc]
@@ -192,25 +170,7 @@ class Softphone:
     # Lifecycle (the pjsua2 thread) ---------------------------------------------------------------
     def start(self) -> None:
         cfg = self.config
-        self.ep = pj.Endpoint()
-        self.ep.libCreate()
-        ep_cfg = pj.EpConfig()
-        ep_cfg.uaConfig.threadCnt = 0
-        ep_cfg.uaConfig.mainThreadOnly = True
-        ep_cfg.uaConfig.userAgent = "hotline12345-phone"
-        med = ep_cfg.medConfig
-        med.clockRate = med.sndClockRate = RATE
-        med.noVad = True
-        med.hasIoqueue = False
-        med.threadCnt = 0
-        ep_cfg.logConfig.level = ep_cfg.logConfig.consoleLevel = 1
-        self.ep.libInit(ep_cfg)
-        # The wheel has no sound devices: the null device clocks the bridge, the headset is a port.
-        self.ep.audDevManager().setNullDev()
-        transport = pj.TransportConfig()
-        transport.port = cfg.port
-        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
-        self.ep.libStart()
+        self.ep = make_endpoint(cfg.port, "hotline12345-phone")
         wanted = {name.lower(): 255 - i for i, name in enumerate(CODECS)}
         for codec in self.ep.codecEnum2():
             self.ep.codecSetPriority(codec.codecId, wanted.get(codec.codecId.rsplit("/", 1)[0].lower(), 0))

@@ -34,33 +34,27 @@ from typing import Any
 
 import pjsua2 as pj
 
+from ivr.sip.softphone import AudioCall, make_endpoint
+
 
 def say(*words: object) -> None:
     print(*words, flush=True)
 
 
-class PhoneCall(pj.Call):  # type: ignore[misc]
+class PhoneCall(AudioCall):
     def __init__(self, phone: Phone, call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(phone.account, call_id)
         self.phone = phone
-        self.audio: Any = None
 
-    def onCallState(self, prm: Any) -> None:
-        info = self.getInfo()
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            say("confirmed")
-        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            say("disconnected", info.lastStatusCode)
-            self.phone.ended(self)
+    def on_confirmed(self) -> None:
+        say("confirmed")
 
-    def onCallMediaState(self, prm: Any) -> None:
-        info = self.getInfo()
-        for media in info.media:
-            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                if self.audio is None:
-                    self.audio = self.getAudioMedia(media.index)
-                    self.phone.media_up(self)
-                return
+    def on_disconnected(self, status_code: int) -> None:
+        say("disconnected", status_code)
+        self.phone.ended(self)
+
+    def on_media(self) -> None:
+        self.phone.media_up(self)
 
     def onCallTransferRequest(self, prm: Any) -> None:
         say("transfer", prm.dstUri)
@@ -90,24 +84,7 @@ class Phone:
         self.record_path: str = args.record
         self.recorded = 0
         self.autoanswer = True
-        self.ep = pj.Endpoint()
-        self.ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.medConfig.clockRate = 8000
-        cfg.medConfig.sndClockRate = 8000
-        cfg.medConfig.noVad = True
-        cfg.medConfig.hasIoqueue = False
-        cfg.medConfig.threadCnt = 0
-        cfg.logConfig.level = 1
-        cfg.logConfig.consoleLevel = 1
-        self.ep.libInit(cfg)
-        self.ep.audDevManager().setNullDev()
-        transport = pj.TransportConfig()
-        transport.port = args.port
-        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
-        self.ep.libStart()
+        self.ep = make_endpoint(args.port)  # the same set-up as `hotline phone`
         acc = pj.AccountConfig()
         acc.idUri = f"sip:{args.user}@127.0.0.1:{args.port}"
         if args.registrar:
