@@ -98,12 +98,11 @@ def registered_extensions(dump: str) -> set[str]:
 
 def write_credentials(path: Path, credentials: dict[str, str]) -> None:
     """The htable's content as config Kamailio runs at start (`event_route[htable:mod-init]`)."""
-    lines = [
-        "# Written by ivr/registrar.py from the seats table; do not edit.",
-        "event_route[htable:mod-init] {",
-    ]
-    lines += [f'\t$sht({HTABLE}=>{ext}) = "{pw}";' for ext, pw in sorted(credentials.items())]
-    lines.append("}")
+    lines = ["# Written by ivr/registrar.py from the seats table; do not edit."]
+    if credentials:  # an empty route block is a syntax error: Kamailio would not start
+        lines.append("event_route[htable:mod-init] {")
+        lines += [f'\t$sht({HTABLE}=>{ext}) = "{pw}";' for ext, pw in sorted(credentials.items())]
+        lines.append("}")
     tmp = path.with_suffix(".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -134,6 +133,7 @@ class RegistrarSync:
         self.store = store
         self.rpc = rpc
         self.pushed: dict[str, str] | None = None  # what Kamailio holds, as far as we know
+        self.answering = True  # whether Kamailio answered the last round (for the log)
         self.written: dict[str, str] | None = None
         self.rounds = 0
 
@@ -147,10 +147,12 @@ class RegistrarSync:
             self._push(credentials)
             registered = registered_extensions(self.rpc(["ul.dump"]))
         except (OSError, subprocess.SubprocessError) as exc:
-            if self.pushed is not None:
+            if self.answering:
                 log.warning("registrar: Kamailio does not answer (%s)", exc)
+            self.answering = False
             self.pushed = None  # everything again once it is back
         else:
+            self.answering = True
             self._publish(set(credentials), registered)
         self.store.sweep()
 
