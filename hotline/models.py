@@ -6,7 +6,7 @@ from acd.callbacks import CallbackTask
 from acd.models import Call, Seat, SeatEvent
 from hotline.accounts import AuditEntry, User
 from hotline.db import Base
-from recordings.models import Recording
+from recordings.models import Recording, TranscriptSegment
 from tickets.knowledge import Article
 from tickets.models import Department, Ticket, TicketCounter, TicketEvent
 from tickets.work_calendar import CalendarDay
@@ -25,5 +25,6 @@ __all__ = [
     "Ticket",
     "TicketCounter",
     "TicketEvent",
+    "TranscriptSegment",
     "User",
 ]

@@ -91,6 +91,8 @@ class CallbackCall:
     def _record(self, ref: cdr.RecordingRef) -> None:
         if not self.ended and self.leg.start_recording(ref.path):
             self.extra_recordings.append(ref)
+            if self.ctx.transcripts is not None:
+                self.ctx.transcripts.leg_started(self.info.call_id, cdr.CALLER_LEG, ref.path)
         else:
             ctx = self.ctx
             ctx.offload.sql(lambda: cdr.drop_recordings(ctx.factory, (ref,)))
@@ -171,6 +173,8 @@ class CallbackCall:
         if self._timer is not None:
             self._timer.cancel()
         ctx, call_id = self.ctx, self.info.call_id
+        if ctx.transcripts is not None:
+            ctx.transcripts.call_ended(call_id)
         if ctx.seat_link is not None:
             ctx.seat_link.quit(call_id)
         if self.seat is not None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from acd.store import AcdStore
+    from ivr.live_transcript import LiveTranscripts
     from ivr.menu import Menu
     from ivr.offload import Offload
     from ivr.playback import PromptBook, Scheduler
@@ -31,7 +32,7 @@ TRANSCRIPTION_RETRIES = (10, 30, 60, 300, 900)
 
 
 class EventSink(Protocol):
-    def publish(self, type_: str, data: dict[str, Any]) -> None: ...
+    def publish(self, type_: str, data: dict[str, Any], rooms: tuple[str, ...] = ()) -> None: ...
 
 
 @dataclass
@@ -47,6 +48,7 @@ class IvrContext:
     redis_url: str
     edge_address: str  # host:port of the public SIP address (Kamailio), for transfers
     speech: SpeechClient | None = None
+    transcripts: LiveTranscripts | None = None  # both legs' live transcripts, when speech is on
     scheduler: Scheduler | None = None  # the SIP edge, set once it exists
     seat_link: SeatLink | None = None  # offers for this worker's waiting callers, seat legs out
     stopping: bool = False

@@ -176,6 +176,8 @@ class CallFlow:
             voicemail=message,
         )
         ctx = self.ctx
+        if ctx.transcripts is not None:
+            ctx.transcripts.call_ended(self.info.call_id)
 
         def close() -> None:
             # On the SQL thread: the records first, then what depends on them.
@@ -400,3 +402,7 @@ class CallFlow:
             return
         self.caller_recording = ref
         self._recording_started = True
+        if self.ctx.transcripts is not None:
+            self.ctx.transcripts.leg_started(
+                self.info.call_id, cdr.CALLER_LEG, ref.path, origin=self.opened.answered_at
+            )

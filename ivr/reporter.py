@@ -42,7 +42,9 @@ class Reporter:
         self._status = status
         self._interval_s = interval_s
         self._ttl_s = ttl_s
-        self._pending: collections.deque[tuple[str, dict[str, Any]]] = collections.deque(maxlen=max_pending)
+        self._pending: collections.deque[tuple[str, dict[str, Any], tuple[str, ...]]] = collections.deque(
+            maxlen=max_pending
+        )
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -50,12 +52,12 @@ class Reporter:
         self._client: redis.Redis | None = None
         self._down_since: float | None = None
 
-    def publish(self, type_: str, data: Mapping[str, Any]) -> None:
-        """Queue an event for the bus; returns at once (safe on the pjsua2 thread)."""
+    def publish(self, type_: str, data: Mapping[str, Any], rooms: tuple[str, ...] = ()) -> None:
+        """Queue an event for the bus (to Socket.IO `rooms` too); returns at once (pjsua2 thread)."""
         with self._lock:
             if len(self._pending) == self._pending.maxlen:
                 log.warning("event queue full; dropping the oldest event")
-            self._pending.append((type_, dict(data)))
+            self._pending.append((type_, dict(data), rooms))
         self._wake.set()
 
     def start(self) -> None:
@@ -120,8 +122,8 @@ class Reporter:
             with self._lock:
                 if not self._pending:
                     return
-                type_, data = self._pending[0]
-            events.publish(type_, data)
+                type_, data, rooms = self._pending[0]
+            events.publish(type_, data, rooms)
             # Removed only once Redis took it: a failure above leaves it queued for the next try.
             with self._lock:
                 if self._pending and self._pending[0][0] == type_ and self._pending[0][1] is data:

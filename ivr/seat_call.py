@@ -168,6 +168,8 @@ class SeatCall:
         before, self.state = self.state, SeatCallState.ENDED
         self._cancel_timer()
         ctx, ext, call_id = self.flow.ctx, self.extension, self.call_id
+        if ctx.transcripts is not None:
+            ctx.transcripts.leg_ended(call_id, cdr.AGENT_LEG)  # its last words are still decoded
         log.info(
             "call %s: seat %s leg ended (%d %s) while %s", call_id, ext, status_code, reason, before.value
         )
@@ -241,6 +243,9 @@ class SeatCall:
         ):
             self.recording = ref
             self.flow.extra_recordings.append(ref)
+            transcripts = self.flow.ctx.transcripts
+            if transcripts is not None:
+                transcripts.leg_started(self.call_id, cdr.AGENT_LEG, ref.path, seat=self.extension)
             return
         ctx = self.flow.ctx
         ctx.offload.sql(lambda: cdr.drop_recordings(ctx.factory, (ref,)))

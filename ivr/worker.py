@@ -28,6 +28,7 @@ from ivr.calls import CallController
 from ivr.context import IvrContext
 from ivr.dialer import Dialer
 from ivr.legs import LegTable
+from ivr.live_transcript import LiveTranscripts
 from ivr.menu import DEFAULT_MENU, Menu, MenuError, load_menu
 from ivr.offload import Offload
 from ivr.playback import PromptBook
@@ -130,6 +131,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     if settings.vosk_model is not None:
         # The model lives in the host's speech service, not in each of the 16 workers.
         ctx.speech = SpeechClient(socket_path(settings), edge.post, name=name)
+        ctx.transcripts = LiveTranscripts(ctx)
     _recover(ctx, started_at)
 
     stopping = False
