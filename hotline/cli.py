@@ -182,9 +182,16 @@ def cmd_sip_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_phone(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.sip import softphone
 
+    password = args.password
+    if args.password_file:
+        # Kept out of the command line, which every user of the PC can read (ps).
+        password = Path(args.password_file).read_text(encoding="utf-8").strip()
+    if not password:
+        print("hotline phone: give --password or --password-file", file=sys.stderr)
+        return EXIT_USAGE
     config = softphone.PhoneConfig(
         extension=args.extension,
-        password=args.password,
+        password=password,
         server=args.server or f"{settings.sip_host}:{settings.sip_port}",
         port=args.port,
         rtp_port=args.rtp_port,
@@ -237,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public", action="store_true", help="listen on the public SIP address (no Kamailio)")
     p = add("phone", cmd_phone, "a softphone for a seat: headset (sounddevice) or WAV files in/out")
     p.add_argument("--extension", required=True, help="the seat's extension, e.g. 1001")
-    p.add_argument("--password", required=True, help="the seat's SIP password")
+    p.add_argument("--password", default="", help="the seat's SIP password")
+    p.add_argument("--password-file", help="a file holding the password (not shown by ps)")
     p.add_argument("--server", help="the hotline's SIP address host:port (default: sip_host:sip_port)")
     p.add_argument("--port", type=int, default=0, help="local SIP port (default: any free one)")
     p.add_argument("--rtp-port", type=int, default=0, help="first local RTP port (default: any)")

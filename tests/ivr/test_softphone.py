@@ -56,7 +56,9 @@ def test_hotline_phone_registers_as_a_seat_and_carries_the_call_through_wav_file
     heard = lab.root / "agent-heard.wav"
     centre.acd.upsert_seat("8001", {"general": 1})
     argv = [sys.executable, "-m", "hotline", "phone", "--extension", "8001"]
-    argv += ["--password", centre.passwords["8001"], "--server", f"127.0.0.1:{lab.settings.sip_port}"]
+    secret = lab.root / "8001.password"
+    secret.write_text(centre.passwords["8001"] + "\n")
+    argv += ["--password-file", str(secret), "--server", f"127.0.0.1:{lab.settings.sip_port}"]
     argv += ["--port", str(lab.ports(1)), "--rtp-port", str(lab.ports(10))]
     argv += ["--wav-in", str(voice), "--wav-out", str(heard)]
     agent = HotlinePhone(argv, lab.env, heard)
