@@ -13,6 +13,7 @@ from agent_desk.catalog_admin import catalog_bp
 from agent_desk.centre import centre_bp
 from agent_desk.knowledge import knowledge_bp
 from agent_desk.reports import reports_bp
+from agent_desk.transcript import transcript_bp
 from agent_desk.views import bp
 from agent_desk.wallboard import wall_bp
 
@@ -27,6 +28,7 @@ BLUEPRINTS = (
     catalog_bp,
     org_bp,
     prompts_bp,
+    transcript_bp,
 )
 
 __all__ = ["BLUEPRINTS"]

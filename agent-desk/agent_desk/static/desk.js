@@ -24,12 +24,81 @@
     $("seat-reason").textContent = state.state === "not_ready" && state.reason ? "（" + state.reason + "）" : "";
     $("seat-phone").textContent = state.registered ? "话机已注册" : "话机未注册：请检查话机或软电话";
     since = state.since;
-    if (state.call_id) { $("ticket-call-id").value = state.call_id; }
+    showControls(state.state);
+    if (state.call_id) {
+      $("ticket-call-id").value = state.call_id;
+      if (state.call_id !== transcript.call) { loadTranscript(state.call_id); }
+    }
   }
+
+  // The live transcript (智能填单): both speakers, restored from the server on reload/reconnect;
+  // the caller's words pre-fill the ticket's content until the agent types in it.
+  const transcript = { call: null, lines: new Map(), touched: false };
+  const SPEAKERS = { caller: "市民", agent: "话务员" };
+
+  function showTranscript() {
+    const list = $("pop-transcript");
+    const lines = [...transcript.lines.values()].sort((a, b) => a.start_s - b.start_s);
+    list.replaceChildren();
+    if (!lines.length) { list.append(hint("暂无")); }
+    for (const s of lines) {
+      const li = document.createElement("li");
+      li.className = s.leg;
+      const who = document.createElement("span");
+      who.className = "speaker";
+      who.textContent = (SPEAKERS[s.leg] || s.leg) + "：";
+      li.append(who, document.createTextNode(s.text));
+      list.append(li);
+    }
+    list.scrollTop = list.scrollHeight;
+    const content = $("ticket-form").elements.content;
+    if (!transcript.touched) {
+      content.value = lines.filter((s) => s.leg === "caller").map((s) => s.text).join(" ");
+    }
+  }
+
+  async function loadTranscript(callId) {
+    if (callId !== transcript.call) { transcript.call = callId; transcript.lines = new Map(); }
+    const result = await call("GET", "/desk/api/transcript?call_id=" + encodeURIComponent(callId));
+    if (!result.ok || callId !== transcript.call) { return; }
+    for (const s of result.data.segments) { transcript.lines.set(s.leg + ":" + s.seq, s); }
+    showTranscript();
+  }
+
+  function onTranscript(event) {
+    const s = event.data;
+    // The seat's own call only (known from its state): supervisors are sent every call's.
+    if (s.call_id !== transcript.call) { return; }
+    const previous = [...transcript.lines.values()].filter((l) => l.leg === s.leg).length;
+    transcript.lines.set(s.leg + ":" + s.seq, s);
+    // A segment sent before this desk was told about the call: read the rest from the server.
+    if (s.seq > previous + 1) { loadTranscript(s.call_id); } else { showTranscript(); }
+  }
+  $("ticket-form").elements.content.addEventListener("input", () => { transcript.touched = true; });
 
   async function refresh() {
     const result = await call("GET", "/desk/api/state");
-    if (result.ok) { showState(result.data); }
+    if (result.ok) { showState(result.data); popCall(result.data.call); }
+  }
+
+  // Which seat buttons the state allows (acd.seat_states): on a call only the softswitch moves it.
+  const ALLOWED = {
+    logged_out: ["login"], not_ready: ["ready", "not_ready", "logout"], ready: ["not_ready", "logout"],
+    offered: [], talking: [], held: [], wrap_up: ["ready", "not_ready", "logout"],
+  };
+  function showControls(state) {
+    document.querySelectorAll("[data-event]").forEach((button) => {
+      button.disabled = !(ALLOWED[state] || []).includes(button.dataset.event);
+    });
+  }
+
+  // The seat's own call comes with its state: the desk pops when the softswitch offers the seat
+  // a call (seat.changed), and again after a reload or reconnect, whatever events it missed.
+  let popped = "";
+  function popCall(data) {
+    if (!data || data.call_id + "|" + data.caller === popped) { return; }
+    popped = data.call_id + "|" + data.caller;
+    screenPop(data);
   }
 
   document.querySelectorAll("[data-event]").forEach((button) => {
@@ -50,17 +119,19 @@
     $("seat-timer").textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }, 1000);
 
+  function hint(text) {
+    const li = document.createElement("li");
+    li.className = "hint";
+    li.textContent = text;
+    return li;
+  }
+
   async function showHistory(phone) {
     const list = $("pop-history");
     list.replaceChildren();
     const result = await call("GET", "/desk/api/history?phone=" + encodeURIComponent(phone));
     const tickets = result.ok ? result.data.tickets : [];
-    if (!tickets.length) {
-      const li = document.createElement("li");
-      li.className = "hint";
-      li.textContent = "暂无";
-      list.append(li);
-    }
+    if (!tickets.length) { list.append(hint("暂无")); }
     for (const t of tickets) {
       const li = document.createElement("li");
       li.className = t.open ? "open" : "";
@@ -167,6 +238,7 @@
     if (result.ok) {
       $("ticket-result").textContent = "工单 " + result.data.number + " 已提交（" + result.data.status + "）";
       form.reset();
+      transcript.touched = false;  // the next call's words may fill the form again
     } else {
       const errors = result.data.errors || {};
       for (const [field, message] of Object.entries(errors)) {
@@ -182,5 +254,6 @@
   socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
   socket.on("seat.changed", refresh);
   socket.on("call.offered", (event) => screenPop(event.data));
+  socket.on("transcript", onTranscript);
   refresh();
 })();
