@@ -250,7 +250,11 @@
   });
 
   const socket = io({ auth: { csrf }, transports: ["websocket", "polling"] });
-  socket.on("connect", () => { $("connection").textContent = "已连接"; refresh(); });
+  socket.on("connect", () => {
+    $("connection").textContent = "已连接";
+    transcript.call = null;  // segments sent while disconnected are read again with the state
+    refresh();
+  });
   socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
   socket.on("seat.changed", refresh);
   socket.on("call.offered", (event) => screenPop(event.data));
