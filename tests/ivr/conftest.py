@@ -29,6 +29,7 @@ from acd.store import AcdStore
 from hotline import bus
 from hotline.settings import Settings, load_settings
 from ivr import kamailio, prompts
+from tests.ivr.centre import centre  # noqa: F401  (the two-seat centre fixture, for every test here)
 from tests.ivr.lab import Phone, tone_prompts
 
 SCENARIOS = Path(__file__).parent / "scenarios"

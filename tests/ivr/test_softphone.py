@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.settings import Settings
 from ivr import kamailio
+from tests.ivr.centre import CALLER_HZ, SEAT_HZ, centre  # noqa: F401
 from tests.ivr.lab import Phone, event, tone, write_wav
-from tests.ivr.test_acd_calls import CALLER_HZ, SEAT_HZ, centre, tone_share  # noqa: F401
+from tests.ivr.test_acd_calls import tone_share
 
 if TYPE_CHECKING:
-    from tests.ivr.test_acd_calls import Centre
+    from tests.ivr.centre import Centre
 
 pytestmark = [
     pytest.mark.sip,

@@ -26,8 +26,8 @@ from hotline.settings import Settings
 from ivr import kamailio, speech_service
 from ivr.speech_client import socket_path
 from recordings import transcripts
+from tests.ivr.centre import Centre, centre  # noqa: F401  (the two-seat centre fixture)
 from tests.ivr.lab import closed, event, speak_korean
-from tests.ivr.test_acd_calls import Centre, centre  # noqa: F401  (the two-seat centre fixture)
 
 if TYPE_CHECKING:
     from tests.ivr.conftest import Proc, Softswitch
