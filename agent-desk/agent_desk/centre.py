@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.accounts import Role, audit, require_role
 from hotline.db import transaction, utcnow
+from recordings import transcripts
 from tickets import attachments, catalog, centre, deadlines, dispatch, duplicates, inbox, labels, steps
 from tickets.lifecycle import WITH_DEPARTMENT
 from tickets.models import Attachment, Department, Ticket, TicketEvent, TicketStatus
@@ -114,6 +115,8 @@ def _page(session: Session, ticket: Ticket, status: int = 200) -> ResponseReturn
         local=inbox.local,
         labels=labels,
         size_label=attachments.size_label,
+        # What was said on the call the ticket was written from (智能填单), both speakers.
+        transcript=transcripts.for_call(session, ticket.call_id) if ticket.call_id else [],
     )
     return page, status
 

@@ -24,6 +24,8 @@ from hotline.db import transaction
 from recordings import transcripts
 from tests.agent_desk.conftest import PASSWORD
 from tests.agent_desk.test_browser import _login
+from tickets.models import Channel
+from tickets.service import create_ticket
 
 Login = Callable[[FlaskClient, str], str]
 CALL = "c-transcript-1"
@@ -84,6 +86,13 @@ def test_only_the_agent_on_the_call_and_supervisors_read_its_transcript(
         seat_id = session.scalar(select(Seat.id).where(Seat.extension == "8001"))
         session.add(Call(call_id=CALL, seat_id=seat_id))
     assert agent.get(url).status_code == 200
+
+    # The ticket written from the call shows what both sides said, with the speakers.
+    with transaction(db) as session:
+        number = create_ticket(session, channel=Channel.PHONE, content="道路坑洞", call_id=CALL).number
+    page = lead.get(f"/centre/tickets/{number}").get_data(as_text=True)
+    assert "通话转写" in page and "市民：</span>도로에 구멍" in page
+    assert "话务员：</span>네 알겠습니다" in page
 
 
 @pytest.mark.browser
