@@ -160,9 +160,11 @@ def test_a_seat_that_does_not_answer_goes_not_ready_and_a_caller_or_seat_leaving
     row = closed(db, lab, call_id)
     assert row.disposition is Disposition.ABANDONED_QUEUE and row.agent_answered_at is None
     assert any(step.get("result") == "rona" and step.get("seat") == "8001" for step in row.ivr_path)
-    # 漏接回拨: the missed caller is to be called back.
+    # 漏接回拨: the missed caller is to be called back (the ready seat may have it dialled already;
+    # a number cannot be reached here, without a trunk, so it stays to be tried again).
     (task,) = callback_tasks(db, "13800000011")
-    assert task.reason is CallbackReason.ABANDONED_QUEUE and task.status is CallbackStatus.OPEN
+    assert task.reason is CallbackReason.ABANDONED_QUEUE
+    assert task.status in (CallbackStatus.OPEN, CallbackStatus.DIALLING)
 
     # A seat logging out while its phone rings gives the call back; another seat takes it.
     caller2, call2 = centre.caller("13800000012")
