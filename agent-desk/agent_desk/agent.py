@@ -6,6 +6,7 @@ current through Socket.IO events and the JSON endpoints here (re-read on every r
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
@@ -14,7 +15,7 @@ from flask_login import current_user
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from acd.models import Seat
+from acd.models import Call, Seat
 from acd.seat_states import NOT_READY_REASONS, SeatEvent, SeatTransitionError
 from acd.store import AcdStore
 from hotline.accounts import Role, audit, require_role
@@ -114,12 +115,38 @@ def desk() -> ResponseReturnValue:
         )
 
 
+def _screen_pop(session: Session, call_id: str) -> dict[str, Any] | None:
+    """The pop of the seat's own call, read from its CDR: who calls, the IVR path, the wait.
+
+    The state answer carries it, so the desk pops on the softswitch's seat change (offered) and a
+    reloaded or reconnected desk shows it again, whatever events it missed.
+    """
+    if not call_id:
+        return None
+    row = session.scalar(select(Call).where(Call.call_id == call_id))
+    if row is None:  # the CDR is written off the softswitch's call thread: it may lag a moment
+        return {"call_id": call_id, "caller": "", "ivr_path": [], "wait_s": None, "queue": ""}
+    wait_s = None
+    if row.queued_at is not None:
+        until = row.agent_answered_at or dt.datetime.fromtimestamp(_acd().clock(), dt.UTC)
+        wait_s = max(0.0, (until - row.queued_at).total_seconds())
+    return {
+        "call_id": call_id,
+        "caller": row.caller,
+        "ivr_path": [step for step in row.ivr_path or [] if isinstance(step, dict)],
+        "wait_s": wait_s,
+        "queue": row.queue,
+    }
+
+
 @agent_bp.get("/api/state")
 @require_role(Role.AGENT, Role.SUPERVISOR)
 def state() -> ResponseReturnValue:
     with _db()() as session:
         seat = _my_seat(session)
-        return jsonify(_seat_state(seat.extension))
+        current = _seat_state(seat.extension)
+        current["call"] = _screen_pop(session, current["call_id"])
+        return jsonify(current)
 
 
 @agent_bp.post("/api/seat")
