@@ -137,6 +137,34 @@ def test_the_screen_pop_history_shows_open_tickets_first(
     assert [(t["title"], t["open"]) for t in tickets] == [("水管爆裂", True), ("旧的咨询", False)]
 
 
+def test_the_seat_state_carries_the_pop_of_the_seats_own_call(
+    app: Flask, login_as: Login, db: sessionmaker[Session]
+) -> None:
+    import datetime as dt
+
+    from acd.models import Call
+
+    acd = app.extensions["hotline"]["acd"]
+    client = app.test_client()
+    token = login_as(client, "agent1")
+    _post(client, "/desk/api/seat", token, {"event": "login"})
+    _post(client, "/desk/api/seat", token, {"event": "ready"})
+    assert client.get("/desk/api/state").get_json()["call"] is None
+    # A caller waited 30 s in the queue; the ACD offers it to this seat, as a SIP worker's round does.
+    queued = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+    path = [{"node": "entry", "via": "start"}, {"node": "entry", "input": "0", "action": "queue"}]
+    with transaction(db) as session:
+        call = Call(call_id="c-7", caller="13900000000", queued_at=queued, queue="general")
+        call.ivr_path = path
+        session.add(call)
+    acd.set_registered("8001", True)
+    acd.enqueue("c-7", "general", caller="13900000000", worker="w1")
+    assert [offer.extension for offer in acd.dispatch(worker="w1")] == ["8001"]
+    state = client.get("/desk/api/state").get_json()
+    assert state["label"] == "振铃" and state["call"]["caller"] == "13900000000"
+    assert state["call"]["ivr_path"] == path and state["call"]["wait_s"] >= 30
+
+
 def test_the_wallboard_endpoint_carries_the_figures(app: Flask, login_as: Login) -> None:
     lead = app.test_client()
     login_as(lead, "lead")
