@@ -27,13 +27,18 @@
     showControls(state.state);
     if (state.call_id) {
       $("ticket-call-id").value = state.call_id;
-      if (state.call_id !== transcript.call) { loadTranscript(state.call_id); }
+      // Read again at each step of the call (offered, talking, wrap-up): what the caller said
+      // before this agent was sent the call's segments is in the database.
+      if (state.call_id !== transcript.call || state.state !== transcript.state) {
+        transcript.state = state.state;
+        loadTranscript(state.call_id);
+      }
     }
   }
 
   // The live transcript (智能填单): both speakers, restored from the server on reload/reconnect;
   // the caller's words pre-fill the ticket's content until the agent types in it.
-  const transcript = { call: null, lines: new Map(), touched: false };
+  const transcript = { call: null, state: null, lines: new Map(), touched: false };
   const SPEAKERS = { caller: "市民", agent: "话务员" };
 
   function showTranscript() {
