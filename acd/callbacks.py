@@ -23,6 +23,8 @@ from hotline.db import Base, UTCDateTime, utcnow
 
 MAX_ATTEMPTS = 3
 RETRY_AFTER = dt.timedelta(minutes=10)
+# A citizen who just hung up is not rung back the same second; one who asked for it is.
+FIRST_TRY_AFTER = dt.timedelta(minutes=2)
 
 
 class CallbackReason(enum.StrEnum):
@@ -31,6 +33,9 @@ class CallbackReason(enum.StrEnum):
     LOST = "lost"  # the worker holding the call died
     VIRTUAL_HOLD = "virtual_hold"  # asked to be called back, keeping the place in the queue
     FALLBACK = "fallback"  # nobody could take the call, and the fallback is a callback
+
+
+ASKED = {CallbackReason.VIRTUAL_HOLD, CallbackReason.FALLBACK}  # the caller chose or was told
 
 
 class CallbackStatus(enum.StrEnum):
@@ -110,7 +115,9 @@ def book(
         status=CallbackStatus.OPEN,
         created_at=now,
         entered_at=entered_at or now,
-        due_at=now,
+        due_at=now
+        if reason in (CallbackReason.VIRTUAL_HOLD, CallbackReason.FALLBACK)
+        else now + FIRST_TRY_AFTER,
         missed=1,
         attempts=0,
     )
