@@ -115,9 +115,7 @@ def book(
         status=CallbackStatus.OPEN,
         created_at=now,
         entered_at=entered_at or now,
-        due_at=now
-        if reason in (CallbackReason.VIRTUAL_HOLD, CallbackReason.FALLBACK)
-        else now + FIRST_TRY_AFTER,
+        due_at=now if reason in ASKED else now + FIRST_TRY_AFTER,
         missed=1,
         attempts=0,
     )
