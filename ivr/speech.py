@@ -90,6 +90,10 @@ class Transcriber:
             return self.finish()
         return None
 
+    def release(self) -> tuple[Any, float]:
+        """The recogniser, for the next stream, with all the audio it has heard (its time origin)."""
+        return self._rec, self.base_s + self.fed_s
+
     def finish(self) -> Segment | None:
         """End the current utterance (a stall, or the end of the stream)."""
         return self._segment(self._rec.FinalResult())

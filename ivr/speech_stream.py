@@ -62,7 +62,7 @@ class RecognizerPool:
 
     def give_back(self, transcriber: Transcriber) -> None:
         with self._lock:
-            self._free.append((transcriber._rec, transcriber.base_s + transcriber.fed_s))
+            self._free.append(transcriber.release())
 
 
 def _closed(f: Any, length: int) -> bool:
