@@ -98,3 +98,15 @@ def test_a_growing_recording_is_transcribed_in_segments_and_its_end_after_the_ca
     assert all(0 <= s["start_s"] <= s["end_s"] <= len(pcm) / 16000 + 0.1 for s in segments)
     # The second sentence, spoken after the first and its silence, is heard from where it was said.
     assert segments[-1]["end_s"] > (len(silence) * 4 + len(speech_pcm)) / 16000
+
+
+def test_without_a_speech_service_a_transcript_ends_at_once_and_the_call_goes_on(tmp_path: Path) -> None:
+    posted: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+    client = SpeechClient(tmp_path / "nobody.sock", posted.put)
+    try:
+        done: list[dict[str, Any]] = []
+        client.transcribe(tmp_path / "call-caller.wav", lambda _s: None, done.append)
+        posted.get(timeout=5)()
+        assert done and done[0]["error"] == "no speech service"
+    finally:
+        client.close()
