@@ -59,6 +59,7 @@ class LiveTranscripts:
             path,
             on_segment=lambda raw: self._segment(call_id, leg, offset, raw),
             on_done=lambda answer: self._done(call_id, leg, answer),
+            on_partial=lambda text: self._partial(call_id, leg, text),
         )
         if seat:
             self._find_agent(call_id, seat)
@@ -103,6 +104,13 @@ class LiveTranscripts:
             lambda: transcripts.save(factory, segment),
             on_error=lambda exc: log.warning("call %s: a %s segment not stored: %s", call_id, leg, exc),
         )
+
+    def _partial(self, call_id: str, leg: str, text: str) -> None:
+        """The utterance in progress: shown live, replaced by its segment (same seq), never stored."""
+        call = self._calls.get(call_id)
+        if call is not None and text:
+            data = {"call_id": call_id, "leg": leg, "seq": call.seq.get(leg, 0) + 1, "text": text}
+            self.ctx.events.publish("transcript.partial", data, rooms=call.rooms)
 
     def _done(self, call_id: str, leg: str, answer: dict[str, Any]) -> None:
         call = self._calls.get(call_id)

@@ -90,6 +90,11 @@ class Transcriber:
             return self.finish()
         return None
 
+    @property
+    def partial(self) -> str:
+        """What the utterance in progress sounds like so far (it may still change)."""
+        return " ".join(t for t in self._partial.split() if t not in UNKNOWN_TOKENS)
+
     def release(self) -> tuple[Any, float]:
         """The recogniser, for the next stream, with all the audio it has heard (its time origin)."""
         return self._rec, self.base_s + self.fed_s

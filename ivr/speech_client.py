@@ -28,12 +28,14 @@ Post = Callable[[Callable[[], None]], None]
 OnResult = Callable[[str | None, str], None]  # (keyword or None, what was heard)
 OnSegment = Callable[[dict[str, Any]], None]  # {"text", "start_s", "end_s"} of one utterance
 OnDone = Callable[[dict[str, Any]], None]  # the stream's last word: audio_s, cpu_s, error
+OnPartial = Callable[[str], None]  # the utterance in progress, so far
 
 
 class _Stream:
-    def __init__(self, on_segment: OnSegment, on_done: OnDone) -> None:
+    def __init__(self, on_segment: OnSegment, on_done: OnDone, on_partial: OnPartial | None) -> None:
         self.on_segment = on_segment
         self.on_done = on_done
+        self.on_partial = on_partial
 
 
 RETRY_S = 2.0
@@ -78,16 +80,26 @@ class SpeechClient:
         )
         return request_id
 
-    def transcribe(self, recording: Path, on_segment: OnSegment, on_done: OnDone) -> str:
+    def transcribe(
+        self, recording: Path, on_segment: OnSegment, on_done: OnDone, on_partial: OnPartial | None = None
+    ) -> str:
         """Stream the free-form transcript of a recording being written, from its start.
 
         `on_segment` gets each final utterance as it is decoded; `on_done` once, after `finish`
-        (or at once when the service is not there). Both are called on the pjsua2 thread.
+        (or at once when the service is not there); `on_partial`, if given, the utterance in
+        progress now and then. All are called on the pjsua2 thread.
         """
         request_id = f"{self._prefix}-{next(self._ids)}"
         with self._lock:
-            self._streams[request_id] = _Stream(on_segment, on_done)
-        self._outbox.put({"op": "transcribe", "id": request_id, "path": str(recording)})
+            self._streams[request_id] = _Stream(on_segment, on_done, on_partial)
+        self._outbox.put(
+            {
+                "op": "transcribe",
+                "id": request_id,
+                "path": str(recording),
+                "partials": on_partial is not None,
+            }
+        )
         return request_id
 
     def finish(self, request_id: str) -> None:
@@ -161,6 +173,8 @@ class SpeechClient:
                     log.warning("speech request %s: %s", answer.get("id"), answer["error"])
                 if "segment" in answer:
                     self._segment(str(answer.get("id")), answer["segment"])
+                elif "partial" in answer:
+                    self._partial(str(answer.get("id")), str(answer["partial"]))
                 elif answer.get("done"):
                     self._done(answer)
                 else:
@@ -195,6 +209,13 @@ class SpeechClient:
             stream = self._streams.get(request_id)
         if stream is not None:
             self._post(lambda: stream.on_segment(segment))
+
+    def _partial(self, request_id: str, text: str) -> None:
+        with self._lock:
+            stream = self._streams.get(request_id)
+        on_partial = stream.on_partial if stream is not None else None
+        if on_partial is not None:
+            self._post(lambda: on_partial(text))
 
     def _done(self, answer: dict[str, Any]) -> None:
         with self._lock:

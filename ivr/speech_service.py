@@ -108,7 +108,7 @@ class _Handler(socketserver.StreamRequestHandler):
         mine: dict[str, SpotRequest | TranscribeRequest] = {}
 
         def reply(answer: dict[str, Any]) -> None:
-            if "segment" not in answer:  # a stream's segments come before its end
+            if "segment" not in answer and "partial" not in answer:  # a stream's come before its end
                 mine.pop(answer["id"], None)
             with lock:
                 try:

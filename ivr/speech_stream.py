@@ -4,6 +4,7 @@ A request names a recording the worker is writing; its own thread decodes the fi
 start as it grows and sends each final utterance back as soon as vosk has it:
 
     -> {"op": "transcribe", "id": "w1-7", "path": "/…/<call>-caller.wav"}
+    <- {"id": "w1-7", "partial": "…"}          (with "partials": true; at most every 0.8 s)
     <- {"id": "w1-7", "segment": {"text": "…", "start_s": 3.1, "end_s": 5.4}}
     -> {"op": "cancel", "id": "w1-7"}          (the leg hung up)
     <- {"id": "w1-7", "done": true, "audio_s": 41.2, "cpu_s": 6.3}
@@ -34,6 +35,7 @@ CHUNK = 4000  # 0.25 s of 8 kHz audio: the WAV writer's flush size, so segments 
 DRAIN_IDLE_S = 1.0  # after a cancel: the file has stopped growing, the recorder is gone
 MAX_DRAIN_S = 4.0
 MAX_STREAM_S = 4 * 3600.0  # no call lasts this long; a stream that does is a leak
+PARTIAL_EVERY_S = 0.8  # a live line on the desk, without an event per 256 ms of audio
 
 Send = Callable[[dict[str, Any]], None]
 
@@ -43,6 +45,7 @@ class TranscribeRequest:
         self.id = str(raw["id"])
         self.path = Path(str(raw["path"]))
         self.rate = int(raw.get("rate", 8000))
+        self.partials = bool(raw.get("partials", False))
         self.cancelled = threading.Event()
 
 
@@ -90,6 +93,7 @@ def transcribe(pool: RecognizerPool, request: TranscribeRequest, send: Send) -> 
     began = time.monotonic()
     drain_since: float | None = None
     last_growth = time.monotonic()
+    said, said_at = "", 0.0  # the partial sent last, and when
 
     def emit(segment: Segment | None) -> None:
         nonlocal segments
@@ -109,6 +113,12 @@ def transcribe(pool: RecognizerPool, request: TranscribeRequest, send: Send) -> 
                 segment = transcriber.feed(chunk)
                 cpu += time.thread_time() - started
                 emit(segment)
+                if segment is not None:
+                    said = ""
+                elif request.partials and transcriber.partial not in ("", said):
+                    if time.monotonic() - said_at >= PARTIAL_EVERY_S:
+                        said, said_at = transcriber.partial, time.monotonic()
+                        send({"id": request.id, "partial": said})
                 continue
             now = time.monotonic()
             if request.cancelled.is_set():

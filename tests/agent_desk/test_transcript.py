@@ -134,9 +134,14 @@ def test_the_desk_shows_the_live_transcript_restores_it_and_prefills_the_form(
     # A reload restores the transcript so far from SQL.
     agent.reload()
     expect(transcript.locator("li")).to_have_count(3, timeout=3000)
+    # While the caller is still speaking, the words so far show greyed, and are not in the form.
+    partial = {"call_id": CALL, "leg": "caller", "seq": 3, "text": "빨리"}
+    event_bus.publish("transcript.partial", partial, rooms=rooms)
+    expect(transcript.locator("li.pending")).to_have_text("市民：빨리", timeout=3000)
     # The agent edits the content: later words no longer change it.
     content.fill("市民反映道路有坑")
     event_bus.publish("transcript", _said(db, "caller", 3, "빨리 와 주세요", 7.0), rooms=rooms)
     expect(transcript.locator("li")).to_have_count(4, timeout=3000)
+    expect(transcript.locator("li.pending")).to_have_count(0)
     expect(content).to_have_value("市民反映道路有坑")
     assert errors == []

@@ -72,7 +72,8 @@ def test_a_growing_recording_is_transcribed_in_segments_and_its_end_after_the_ca
         started.wait(5)
         segments: list[dict[str, Any]] = []
         done: list[dict[str, Any]] = []
-        stream = client.transcribe(recording, segments.append, done.append)
+        partials: list[str] = []
+        stream = client.transcribe(recording, segments.append, done.append, partials.append)
         # A second stream is over this server's limit: refused at once, the first goes on.
         refused: list[dict[str, Any]] = []
         client.transcribe(recording, segments.append, refused.append)
@@ -93,6 +94,7 @@ def test_a_growing_recording_is_transcribed_in_segments_and_its_end_after_the_ca
     assert done and "error" not in done[0], done
     assert done[0]["audio_s"] == pytest.approx(len(pcm) / 16000, abs=0.3)
     assert len(segments) >= 2 and all(s["text"] for s in segments)
+    assert partials and all(partials)  # the utterance in progress, now and then, while it grows
     starts = [s["start_s"] for s in segments]
     assert starts == sorted(starts)
     assert all(0 <= s["start_s"] <= s["end_s"] <= len(pcm) / 16000 + 0.1 for s in segments)

@@ -89,6 +89,9 @@ def test_both_legs_are_transcribed_live_published_with_their_speaker_and_kept_af
     rooms = {e.data["leg"]: e.rooms for e in lab.events("transcript") if e.data["call_id"] == call_id}
     assert rooms["caller"][0] == "role:supervisor"
     assert rooms["agent"] == ("role:supervisor", f"user:{agent_id}")  # the seat's agent, nobody else
+    # The utterance in progress was shown too (greyed on the desk), to the same people.
+    partials = [e for e in lab.events("transcript.partial") if e.data["call_id"] == call_id]
+    assert partials and all(e.data["text"] and e.rooms[0] == "role:supervisor" for e in partials)
 
     # Stored as they came, and kept once the call is over (the last words decoded after hang-up).
     def stored() -> list[transcripts.Segment]:

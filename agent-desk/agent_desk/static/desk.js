@@ -38,17 +38,18 @@
 
   // The live transcript (智能填单): both speakers, restored from the server on reload/reconnect;
   // the caller's words pre-fill the ticket's content until the agent types in it.
-  const transcript = { call: null, state: null, lines: new Map(), touched: false };
+  const transcript = { call: null, state: null, lines: new Map(), pending: new Map(), touched: false };
   const SPEAKERS = { caller: "市民", agent: "话务员" };
 
   function showTranscript() {
     const list = $("pop-transcript");
     const lines = [...transcript.lines.values()].sort((a, b) => a.start_s - b.start_s);
     list.replaceChildren();
-    if (!lines.length) { list.append(hint("暂无")); }
-    for (const s of lines) {
+    if (!lines.length && !transcript.pending.size) { list.append(hint("暂无")); }
+    // Utterances still being spoken (partials) come last, greyed, until their segment arrives.
+    for (const s of [...lines, ...transcript.pending.values()]) {
       const li = document.createElement("li");
-      li.className = s.leg;
+      li.className = s.leg + (s.start_s === undefined ? " pending" : "");
       const who = document.createElement("span");
       who.className = "speaker";
       who.textContent = (SPEAKERS[s.leg] || s.leg) + "：";
@@ -63,7 +64,11 @@
   }
 
   async function loadTranscript(callId) {
-    if (callId !== transcript.call) { transcript.call = callId; transcript.lines = new Map(); }
+    if (callId !== transcript.call) {
+      transcript.call = callId;
+      transcript.lines = new Map();
+      transcript.pending = new Map();
+    }
     const result = await call("GET", "/desk/api/transcript?call_id=" + encodeURIComponent(callId));
     if (!result.ok || callId !== transcript.call) { return; }
     for (const s of result.data.segments) { transcript.lines.set(s.leg + ":" + s.seq, s); }
@@ -76,8 +81,16 @@
     if (s.call_id !== transcript.call) { return; }
     const previous = [...transcript.lines.values()].filter((l) => l.leg === s.leg).length;
     transcript.lines.set(s.leg + ":" + s.seq, s);
+    const pending = transcript.pending.get(s.leg);
+    if (pending && pending.seq <= s.seq) { transcript.pending.delete(s.leg); }
     // A segment sent before this desk was told about the call: read the rest from the server.
     if (s.seq > previous + 1) { loadTranscript(s.call_id); } else { showTranscript(); }
+  }
+  function onPartial(event) {
+    const s = event.data;
+    if (s.call_id !== transcript.call || transcript.lines.has(s.leg + ":" + s.seq)) { return; }
+    transcript.pending.set(s.leg, { leg: s.leg, seq: s.seq, text: s.text });
+    showTranscript();
   }
   $("ticket-form").elements.content.addEventListener("input", () => { transcript.touched = true; });
 
@@ -264,5 +277,6 @@
   socket.on("seat.changed", refresh);
   socket.on("call.offered", (event) => screenPop(event.data));
   socket.on("transcript", onTranscript);
+  socket.on("transcript.partial", onPartial);
   refresh();
 })();
