@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ivr import cdr
+from ivr.flow import WALLBOARD_ROOMS
 from ivr.seat_call import SeatCall
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ class CallbackCall:
             "call.answered",
             {"call_id": call.call_id, "worker": ctx.worker, "seat": ext, "caller": self.info.caller,
              "queue": self.queue, "callback": self.task_id},
+            WALLBOARD_ROOMS,
         )  # fmt: skip
 
     def seat_failed(self, seat: SeatCall) -> None:

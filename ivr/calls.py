@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ivr.flow import CallFlow
+from ivr.flow import WALLBOARD_ROOMS, CallFlow
 from ivr.legs import Leg, LegEvent, LegTable
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class CallController:
             return
         leg.apply(LegEvent.ANSWER)
         log.info("call %s from %r answered (sip %s)", leg.call_id, leg.caller, leg.sip_call_id)
-        self.events.publish(CALL_ARRIVED, self._event_data(leg))
+        self.events.publish(CALL_ARRIVED, self._event_data(leg), WALLBOARD_ROOMS)
         flow.opened_call()
 
     def on_media_ready(self, sip_leg: SipLeg) -> None:
@@ -103,6 +103,7 @@ class CallController:
                 "talk_seconds": round(leg.talk_seconds, 3),
                 "sip_status": status_code,
             },
+            WALLBOARD_ROOMS,
         )
 
     def _event_data(self, leg: Leg) -> dict[str, Any]:

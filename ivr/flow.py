@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The supervisors' wallboards redraw on a call's arrival, queueing, offer, answer and end (the
+# relay sends an event only to the Socket.IO rooms it names; agents get their seat's own events).
+WALLBOARD_ROOMS = ("role:supervisor", "role:admin")
+WALLBOARD_EVENTS = frozenset({"call.arrived", "call.queued", "call.offered", "call.answered", "call.ended"})
+
 RECORDING_NOTICE = "recording_notice"
 GREETING = "greeting"
 MAX_TYPEAHEAD = 32
@@ -201,7 +206,9 @@ class CallFlow:
 
     def publish(self, type_: str, **data: Any) -> None:
         self.ctx.events.publish(
-            type_, {"call_id": self.info.call_id, "worker": self.ctx.worker, "node": self.run.node.id, **data}
+            type_,
+            {"call_id": self.info.call_id, "worker": self.ctx.worker, "node": self.run.node.id, **data},
+            WALLBOARD_ROOMS if type_ in WALLBOARD_EVENTS else (),
         )
 
     def note(self, **entry: Any) -> None:

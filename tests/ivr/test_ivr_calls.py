@@ -41,6 +41,9 @@ def test_a_phone_hears_the_greeting_presses_0_and_waits_for_a_person(
     assert row is not None and row.disposition is Disposition.IN_PROGRESS and row.queue == "general"
     assert row.caller == CALLER and row.answered_at is not None and row.queued_at is not None
     assert {"node": "entry", "input": "0", "via": "dtmf", "action": "queue"} in row.ivr_path
+    # The supervisors' wallboards are told at once (the web relays an event to the rooms it names).
+    for type_ in ("call.arrived", "call.queued"):
+        assert all("role:supervisor" in e.rooms for e in softswitch.events(type_)), type_
 
     softswitch.wait_for(lambda: False, timeout=1.0)  # on hold for a moment
     phone.send("hangup")

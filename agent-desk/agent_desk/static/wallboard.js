@@ -138,6 +138,10 @@
   socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
   socket.on("seat.changed", () => { refresh(); soonCharts(); });
   socket.on("queue.changed", refresh);
+  // A call arriving, queued, put through or ended changes the queues and the day's figures.
+  for (const type of ["call.arrived", "call.queued", "call.answered", "call.ended"]) {
+    socket.on(type, () => { refresh(); soonCharts(); });
+  }
   setInterval(refresh, 5000);
   setInterval(refreshCharts, 30000);
   refresh();
