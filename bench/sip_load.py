@@ -1,9 +1,10 @@
 """Load on the softswitch: concurrent IVR calls through Kamailio, call setup, CPU and memory, ASR speed.
 
-A pool of SIP workers (16 x 4 legs by default) behind Kamailio on loopback, with the shipped menu and
-the rendered prompts. SIPp callers speak (G.711 from SIPp's pcap), press 0 by RFC 2833 during the
-greeting, and stay on hold; each call plays the greeting, the recording notice and the comfort
-prompt, and records the caller after the notice. Prints:
+A pool of SIP workers (32 x 4 legs by default: 64 callers, each with a leg kept for its seat)
+behind Kamailio on loopback, with the shipped menu and the rendered prompts. SIPp callers speak
+(G.711 from SIPp's pcap), press 0 by RFC 2833 during the greeting, and stay on hold; each call
+plays the greeting, the recording notice and the comfort prompt, and records the caller after
+the notice. Prints:
 - the pool's CPU when idle;
 - INVITE -> 200 OK p50/p95 at 10 calls/s through Kamailio to the IVR, next to SIPp's own UAS
   answering the same load in the same run;
@@ -48,6 +49,8 @@ import redis  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+from acd.seat_states import SeatEvent  # noqa: E402
+from acd.store import AcdStore  # noqa: E402
 from hotline import bus, embedded_redis, migrate  # noqa: E402
 from hotline.db import make_engine, make_session_factory  # noqa: E402
 from hotline.settings import Settings, load_settings  # noqa: E402
@@ -202,6 +205,8 @@ class Pool:
             HOTLINE_RTP_PORTS_PER_WORKER="40",
             HOTLINE_PROMPTS_DIR=str(prompts),
             HOTLINE_LOG_LEVEL="WARNING",
+            # Capacity, not queue policy: every caller waits (the default sends the 51st to voicemail).
+            HOTLINE_ACD_MAX_WAITING="1000",
             DATABASE_URL=database_url,
             REDIS_URL=redis_url,
         )
@@ -219,7 +224,8 @@ class Pool:
                     subprocess.Popen(argv, env=self.env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
                 )
         for i in range(self.settings.sip_workers):
-            wait(lambda i=i: options_ok(self.settings.sip_worker_base_port + i), 20, f"worker {i}")
+            # 32 workers importing their libraries at once take a while on 2 cores.
+            wait(lambda i=i: options_ok(self.settings.sip_worker_base_port + i), 90, f"worker {i}")
         cfg = kamailio.render(self.settings)
         with (logs / "kamailio.log").open("wb") as out:
             self.edge = subprocess.Popen(
@@ -455,7 +461,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=Settings().sip_workers)
     parser.add_argument("--steps", default="48,64,72", help="concurrent calls per step")
     parser.add_argument("--hold", type=float, default=26.0, help="seconds each loaded call lasts")
     args = parser.parse_args()
@@ -482,6 +488,11 @@ def run(args: argparse.Namespace, root: Path, redis_url: str) -> None:
     migrate.upgrade(engine)
     client = bus.connect(redis_url)
     client.flushdb()
+    # A staffed centre whose only seat is never ready: callers who choose a person wait in the
+    # queue (with nobody logged in they would get the fallback, voicemail, instead).
+    standby = AcdStore(client)
+    standby.upsert_seat("9999", {"general": 1, "enterprise": 1, "dialect": 1})
+    standby.seat_event("9999", SeatEvent.LOGIN)
     caller, short = root / "caller.xml", root / "short.xml"
     caller.write_text(CALLER_SCENARIO.replace("@MEDIA@", MEDIA))
     short.write_text(CALLER_SCENARIO.replace("@MEDIA@", ""))

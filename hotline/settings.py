@@ -53,8 +53,9 @@ class Settings(BaseModel):
     # The public SIP address: Kamailio's, or the single worker's when Kamailio is not installed.
     sip_host: str = "127.0.0.1"
     sip_port: int = Field(default=5060, ge=1, le=65535)
-    # The pjsua2 worker pool behind Kamailio: 16 workers x 4 legs = 64 call legs.
-    sip_workers: int = Field(default=16, ge=1, le=256)
+    # The pjsua2 worker pool behind Kamailio: 32 workers x 4 legs = 128 legs, so 64 callers, each
+    # with a leg kept for its seat (DESIGN: a caller and its seat live in one worker).
+    sip_workers: int = Field(default=32, ge=1, le=256)
     sip_worker_base_port: int = Field(default=5100, ge=1024, le=65000)
     rtp_base_port: int = Field(default=20000, ge=1024, le=65000)
     rtp_ports_per_worker: int = Field(default=40, ge=8, le=2000)

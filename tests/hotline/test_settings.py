@@ -15,8 +15,8 @@ def test_defaults_are_the_embedded_single_machine(tmp_path: Path) -> None:
     assert (settings.web_host, settings.web_port) == ("127.0.0.1", 8000)
     assert settings.effective_database_url.startswith("sqlite:///")
     assert settings.embedded_redis and settings.effective_redis_url.startswith("unix://")
-    # The default pool carries at least 64 call legs.
-    assert settings.sip_workers * settings.sip_legs_per_worker >= 64
+    # The default pool carries at least 64 callers, each with a leg kept for its seat.
+    assert settings.sip_workers * (settings.sip_legs_per_worker // 2) >= 64
 
 
 def test_file_then_environment_then_platform_urls(tmp_path: Path) -> None:
