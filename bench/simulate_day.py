@@ -65,7 +65,7 @@ from acd.reports import call_records, wrap_up_mean_s  # noqa: E402
 from acd.seat_states import SeatEvent, SeatState  # noqa: E402
 from acd.staffing import Forecast, Load, forecast_a, forecast_c  # noqa: E402
 from acd.stats import CallStats, compute  # noqa: E402
-from bench.sip_load import Pool, options_ok, percentile, wait  # noqa: E402
+from bench.sip_load import Pool, percentile, wait  # noqa: E402
 from hotline import bus, embedded_redis, migrate  # noqa: E402
 from hotline.db import make_engine, make_session_factory, transaction  # noqa: E402
 from ivr import kamailio, prompts  # noqa: E402
@@ -82,28 +82,8 @@ SLOTS_PER_CALLER = 4  # calls per pjsua2 process (the wheel's limit)
 class DayPool(Pool):
     """`bench/sip_load.Pool`, patient: a loaded 2-core machine can take a minute to start 17 workers."""
 
-    def start(self) -> None:
-        logs = self.root / "logs"
-        logs.mkdir(exist_ok=True)
-        for i in range(self.settings.sip_workers):
-            with (logs / f"worker-{i}.log").open("wb") as out:
-                argv = [sys.executable, "-m", "hotline", "sip-worker", "--index", str(i)]
-                self.workers.append(
-                    subprocess.Popen(argv, env=self.env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
-                )
-        for i in range(self.settings.sip_workers):
-            wait(functools.partial(options_ok, self.settings.sip_worker_base_port + i), 120, f"worker {i}")
-        cfg = kamailio.render(self.settings)
-        with (logs / "kamailio.log").open("wb") as out:
-            self.edge = subprocess.Popen(
-                kamailio.command(self.settings, cfg),
-                env=self.env,
-                cwd=self.root,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait(functools.partial(options_ok, self.settings.sip_port), 30, "kamailio")
+    worker_start_s = 120.0
+    edge_start_s = 30.0
 
 
 @dataclasses.dataclass(frozen=True)

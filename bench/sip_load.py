@@ -190,6 +190,10 @@ def cpu_percent(pids: list[int], seconds: float) -> float:
 class Pool:
     """SIP workers behind Kamailio, started as `hotline serve` would start them."""
 
+    # 32 workers importing their libraries at once take a while on 2 cores.
+    worker_start_s = 90.0
+    edge_start_s = 10.0
+
     def __init__(self, root: Path, workers: int, database_url: str, redis_url: str, prompts: Path) -> None:
         self.root = root
         base = free_port_range(workers + 1)
@@ -224,8 +228,11 @@ class Pool:
                     subprocess.Popen(argv, env=self.env, cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
                 )
         for i in range(self.settings.sip_workers):
-            # 32 workers importing their libraries at once take a while on 2 cores.
-            wait(lambda i=i: options_ok(self.settings.sip_worker_base_port + i), 90, f"worker {i}")
+            wait(
+                lambda i=i: options_ok(self.settings.sip_worker_base_port + i),
+                self.worker_start_s,
+                f"worker {i}",
+            )
         cfg = kamailio.render(self.settings)
         with (logs / "kamailio.log").open("wb") as out:
             self.edge = subprocess.Popen(
@@ -236,7 +243,7 @@ class Pool:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait(lambda: options_ok(self.settings.sip_port), 10, "kamailio")
+        wait(lambda: options_ok(self.settings.sip_port), self.edge_start_s, "kamailio")
 
     def pids(self) -> tuple[list[int], list[int]]:
         edge = group_pids(self.edge.pid) if self.edge is not None else []
