@@ -49,7 +49,9 @@ class Phone:
         if refuse_transfer:
             argv.append("--refuse-transfer")
         if registrar:
-            argv += ["--registrar", registrar, "--password", password]
+            # `--password=…`: a generated password may begin with "-", which argparse would
+            # otherwise take for an option.
+            argv += ["--registrar", registrar, f"--password={password}"]
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -61,7 +63,11 @@ class Phone:
         self._lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.expect("ready")
+        try:
+            self.expect("ready")
+        except BaseException:
+            self.quit()
+            raise
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
