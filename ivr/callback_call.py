@@ -71,16 +71,11 @@ class CallbackCall:
     # The scene -----------------------------------------------------------------------------------
     def start(self) -> None:
         self.call.outcome.update(task_id=self.task_id, bridged=False)
-        self.call.playback.play(["callback_intro", "recording_notice"], on_done=self._notice_played)
+        self.call.on_recording = self._recording
+        self.call.announce(["callback_intro"], self._notice_played)
 
     def _notice_played(self) -> None:
-        if self.ended:
-            return
         ctx, call_id = self.ctx, self.info.call_id
-        ctx.offload.sql(
-            lambda: cdr.register_recording(ctx.factory, ctx.recordings_root, call_id, cdr.CALLER_LEG),
-            on_done=self._record,
-        )
         caller, queue, entered_at, worker = self.info.caller, self.queue, self.entered_at, ctx.record_name
         ctx.offload.redis(
             lambda: ctx.acd().enqueue(call_id, queue, caller=caller, worker=worker, entered_at=entered_at),
@@ -89,14 +84,9 @@ class CallbackCall:
         )
         self._hold()
 
-    def _record(self, ref: cdr.RecordingRef) -> None:
-        if not self.ended and self.leg.start_recording(ref.path):
-            self.extra_recordings.append(ref)
-            if self.ctx.transcripts is not None:
-                self.ctx.transcripts.leg_started(self.info.call_id, cdr.CALLER_LEG, ref.path)
-        else:
-            ctx = self.ctx
-            ctx.offload.sql(lambda: cdr.drop_recordings(ctx.factory, (ref,)))
+    def _recording(self, ref: cdr.RecordingRef) -> None:
+        if self.ctx.transcripts is not None:
+            self.ctx.transcripts.leg_started(self.info.call_id, cdr.CALLER_LEG, ref.path)
 
     def _wait(self) -> None:
         link = self.ctx.seat_link

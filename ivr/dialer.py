@@ -9,6 +9,10 @@ claims one request at a time. A target that is a number is called through the pu
 The callee hears a scene (`SCENES`): a class made with the call, started once the call is
 answered and its audio flows, told of keys and of the end. What it reports (`OutboundCall.outcome`)
 goes into the result with answered / busy / no answer / failed.
+
+Every answered call is recorded like a call in: a scene opens with `OutboundCall.announce`, which
+plays its introduction and the recording notice and only then records the callee's leg (a row
+first, sealed with its sha256 when the call ends; `ivr.cdr.recover` marks it if the worker dies).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from acd.models import Disposition
 from hotline import bus
-from ivr import outbound
+from ivr import cdr, outbound
+from ivr.flow import RECORDING_NOTICE
 from ivr.legs import Leg, LegEvent, LegTable
 from ivr.outbound import OutboundRequest, Result
 from ivr.outbound_cdr import OutboundRow, answer_outbound, close_outbound, open_outbound
@@ -69,6 +74,9 @@ class Notice:
         self.call = call
 
     def start(self) -> None:
+        self.call.announce(["outbound_hello"], self._message)
+
+    def _message(self) -> None:
         prompts = [str(p) for p in self.call.request.data.get("prompts", [])]
         self.call.playback.play([*prompts, "goodbye"], on_done=self._done)
 
@@ -200,6 +208,9 @@ class OutboundCall:
         self.scene: OutboundScene | None = None
         self.answered = False
         self.media = False
+        self.ended = False
+        self.recording: cdr.RecordingRef | None = None  # the callee's leg, once the notice has played
+        self.on_recording: Callable[[cdr.RecordingRef], None] | None = None
         self.timed_out = False
         self.dialed_at = ctx.now()
         self.path: list[dict[str, Any]] = [{"outbound": self.request.scene, "request_id": self.request.id}]
@@ -297,6 +308,7 @@ class OutboundCall:
         pass
 
     def on_disconnected(self, leg: SipLeg, status_code: int, reason: str) -> None:
+        self.ended = True
         if self._ring is not None:
             self._ring.cancel()
         if self.playback is not None:
@@ -321,6 +333,34 @@ class OutboundCall:
             "outbound %s to %s: %s (%d %s)", self.request.id, self.request.target, result, status_code, reason
         )
         self._record_and_report(result, status_code)
+
+    # Recording -----------------------------------------------------------------------------------
+    def announce(self, before: list[str], then: Callable[[], None]) -> None:
+        """Play `before` and the recording notice, then record the callee's leg and go on with `then`.
+
+        The notice cannot be cut short by a key: nothing is recorded before it has been heard.
+        """
+        self.playback.play([*before, RECORDING_NOTICE], on_done=lambda: self._announced(then))
+
+    def _announced(self, then: Callable[[], None]) -> None:
+        if self.ended:
+            return
+        ctx, call_id = self.ctx, self.call_id
+        ctx.offload.sql(
+            lambda: cdr.register_recording(ctx.factory, ctx.recordings_root, call_id, cdr.CALLER_LEG),
+            on_done=self._recording_registered,
+        )
+        then()
+
+    def _recording_registered(self, ref: cdr.RecordingRef) -> None:
+        if self.ended or not self.leg.start_recording(ref.path):
+            # Hung up meanwhile (or the recorder failed): no file, so no row either.
+            ctx = self.ctx
+            ctx.offload.sql(lambda: cdr.drop_recordings(ctx.factory, (ref,)))
+            return
+        self.recording = ref
+        if self.on_recording is not None:
+            self.on_recording(ref)
 
     # Records -------------------------------------------------------------------------------------
     def note(self, **entry: Any) -> None:
@@ -352,6 +392,9 @@ class OutboundCall:
                 },
             )
 
+        if self.recording is not None:
+            refs, root = (self.recording,), ctx.recordings_root
+            ctx.offload.sql(lambda: cdr.seal_recordings(ctx.factory, root, refs))
         if ctx.stopping:  # the pjsua2 loop is ending: nothing posted back would run
             ctx.offload.sql(lambda: close_outbound(ctx.factory, *closed))
             report()

@@ -1,6 +1,7 @@
 """回访 by phone: the outbound scene that reads a ticket's outcome and takes the citizen's rating by key.
 
-The callee hears "您反映的问题（工单号）" + the number digit by digit + one sentence on the outcome,
+The callee hears the hotline's hello and the recording notice (the leg is recorded from then on,
+`OutboundCall.announce`), "您反映的问题（工单号）" + the number digit by digit + one sentence on the outcome,
 then "满意请按1，基本满意请按2，不满意请按3". The key is stored through the ticket engine's own
 revisit service (`tickets.revisit.revisit`, channel "ivr"), so the phone follows the same rules as
 the portal: one rating per outcome, and 不满意 sends the ticket back (退回重办 / 重办). No key after
@@ -80,8 +81,7 @@ class RevisitCall:
         call.outcome.update(ticket_id=self.ticket_id, revisit="hung_up")
 
     def start(self) -> None:
-        ctx, ticket_id = self.call.ctx, self.ticket_id
-        ctx.offload.sql(lambda: load(ctx.factory, ticket_id), on_done=self._loaded, on_error=self._broken)
+        self.call.announce(["outbound_hello"], self._announced)
 
     def _broken(self, exc: Exception) -> None:
         self._finish("unavailable", ["revisit_no_rating", "goodbye"])
@@ -97,6 +97,10 @@ class RevisitCall:
         outcome = OUTCOME_PROMPTS.get(info.status, "revisit_outcome_replied")
         prompts = ["revisit_intro", *spoken_digits(info.number), outcome, "revisit_ask"]
         self.call.playback.play(prompts, on_done=self._wait)
+
+    def _announced(self) -> None:
+        ctx, ticket_id = self.call.ctx, self.ticket_id
+        ctx.offload.sql(lambda: load(ctx.factory, ticket_id), on_done=self._loaded, on_error=self._broken)
 
     def _ask(self, before: list[str]) -> None:
         self.call.playback.play([*before, "revisit_ask"], on_done=self._wait)

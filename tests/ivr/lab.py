@@ -143,6 +143,25 @@ def samples(path: Path) -> list[int]:
     return list(struct.unpack(f"<{len(raw) // 2}h", raw))
 
 
+def tone_share(path: Path, hz: float, window_s: float = 0.2) -> float:
+    """The largest share of a window's energy at `hz` (Goertzel): about 1 for a clean tone."""
+    pcm = samples(path)
+    n = int(window_s * 8000)
+    coeff = 2 * math.cos(2 * math.pi * hz / 8000)
+    best = 0.0
+    for start in range(0, len(pcm) - n, n // 2):
+        window = pcm[start : start + n]
+        total = sum(s * s for s in window)
+        if total < n * 100**2:  # quieter than a whisper: not a voice
+            continue
+        s1 = s2 = 0.0
+        for x in window:
+            s1, s2 = x + coeff * s1 - s2, s1
+        power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+        best = max(best, 2 * power / (n * total))
+    return best
+
+
 def envelope(pcm: list[int], frame: int = 160) -> list[float]:
     """Loudness per 20 ms: what survives G.711 and the network, unlike the exact waveform."""
     return [

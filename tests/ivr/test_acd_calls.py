@@ -4,7 +4,6 @@ the ACD offers them to seats in longest-idle order, the worker bridges and recor
 from __future__ import annotations
 
 import datetime as dt
-import math
 import secrets
 import subprocess
 from pathlib import Path
@@ -22,7 +21,7 @@ from hotline.db import transaction, utcnow
 from hotline.settings import Settings
 from ivr import kamailio, prompts
 from tests.ivr.centre import CALLER_HZ, SEAT_HZ
-from tests.ivr.lab import Phone, cdr, closed, event, recordings, samples
+from tests.ivr.lab import Phone, cdr, closed, event, recordings, tone_share
 
 if TYPE_CHECKING:
     from tests.ivr.centre import Centre  # the `centre` fixture is in tests/ivr/conftest.py
@@ -49,25 +48,6 @@ def kamailio_holds(extension: str, settings: Settings) -> str:
 def callback_tasks(db: sessionmaker[Session], caller: str) -> list[CallbackTask]:
     with db() as session:
         return list(session.scalars(select(CallbackTask).where(CallbackTask.caller == caller)))
-
-
-def tone_share(path: Path, hz: float, window_s: float = 0.2) -> float:
-    """The largest share of a window's energy at `hz` (Goertzel): about 1 for a clean tone."""
-    pcm = samples(path)
-    n = int(window_s * 8000)
-    coeff = 2 * math.cos(2 * math.pi * hz / 8000)
-    best = 0.0
-    for start in range(0, len(pcm) - n, n // 2):
-        window = pcm[start : start + n]
-        total = sum(s * s for s in window)
-        if total < n * 100**2:  # quieter than a whisper: not a voice
-            continue
-        s1 = s2 = 0.0
-        for x in window:
-            s1, s2 = x + coeff * s1 - s2, s1
-        power = s1 * s1 + s2 * s2 - coeff * s1 * s2
-        best = max(best, 2 * power / (n * total))
-    return best
 
 
 def talk(caller: Phone, seat: Phone, centre: Centre) -> None:

@@ -16,7 +16,8 @@ from hotline import bus
 from hotline.db import transaction, utcnow
 from hotline.settings import Settings
 from ivr import outbound
-from tests.ivr.lab import Phone, event
+from recordings.storage import file_sha256
+from tests.ivr.lab import Phone, event, recordings, tone, tone_share, write_wav
 from tickets.deadlines import LOCAL
 from tickets.lifecycle import Action
 from tickets.models import Channel, Ticket, TicketStatus
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.sip
 CITIZEN = "13900000001"
+VOICE_HZ = 2900.0  # what the citizen "says" in a call: a tone the recording must hold
 
 
 def _citizen(softswitch: Softswitch) -> tuple[Phone, str]:
@@ -41,6 +43,16 @@ def _citizen(softswitch: Softswitch) -> tuple[Phone, str]:
 def _cdr(db: sessionmaker[Session], call_id: str) -> Call:
     with db() as session:
         return session.scalars(select(Call).where(Call.call_id == call_id)).one()
+
+
+def _recorded(softswitch: Softswitch, db: sessionmaker[Session], call_id: str) -> Path:
+    """The callee's leg of an outbound call: one complete recording whose sha256 matches; its file."""
+    complete = softswitch.wait_for(lambda: [r for r in recordings(db, call_id) if r.complete] or None)
+    assert complete, recordings(db, call_id)
+    (recording,) = complete
+    path = softswitch.settings.recordings_dir / recording.path
+    assert recording.leg == "caller" and recording.sha256 == file_sha256(path)
+    return path
 
 
 def test_one_worker_dials_a_request_that_waited_for_it_and_busy_and_no_answer_are_reported(
@@ -63,6 +75,7 @@ def test_one_worker_dials_a_request_that_waited_for_it_and_busy_and_no_answer_ar
     assert row.direction == "out" and row.callee == target and row.disposition is Disposition.ANSWERED
     assert row.answered_at is not None and row.ended_at is not None
     assert outbound.status(softswitch.redis, first)["result"] == "answered"
+    _recorded(softswitch, db, done["call_id"])  # recorded, after the notice, like a call in
 
     # The citizen declines the call: busy. Then lets it ring: no answer, once ring_s has passed.
     phone.send("autoanswer off")
@@ -134,6 +147,8 @@ def test_a_revisit_call_reads_the_outcome_and_stores_the_key_the_citizen_pressed
     request_id = outbound.originate(softswitch.redis, target, "revisit", {"ticket_id": ticket_id})
     phone.expect("media")
     event(softswitch, "outbound.answered", request_id=request_id)
+    softswitch.wait_for(lambda: False, timeout=0.7)  # hello and the recording notice
+    phone.send(f"play {write_wav(softswitch.root / 'voice.wav', tone(0.8, VOICE_HZ))}")  # "喂？"
     softswitch.wait_for(lambda: False, timeout=1.0)  # listening to the read-out
     phone.send(f"dtmf {key}")
     assert phone.expect("disconnected", timeout=15) == "disconnected 200"  # thanked, then goodbye
@@ -149,6 +164,7 @@ def test_a_revisit_call_reads_the_outcome_and_stores_the_key_the_citizen_pressed
         assert ("ticket.unsatisfied" in told) is (key == "3")
     path = _cdr(db, done["call_id"]).ivr_path
     assert {"revisit": "rated", "key": key, "rating": level.value} in path
+    assert tone_share(_recorded(softswitch, db, done["call_id"]), VOICE_HZ) > 0.5  # the citizen's words kept
 
 
 def test_a_revisit_call_without_a_key_asks_again_then_leaves_the_ticket_unrated(
