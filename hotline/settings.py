@@ -78,6 +78,10 @@ class Settings(BaseModel):
     acd_fallback: Literal["voicemail", "callback", "goodbye"] = "voicemail"
     # The handle time a queue's expected wait is computed with until calls have been measured.
     acd_default_handle_s: float = Field(default=180.0, gt=0, le=3600)
+    # Emergency transfers (紧急转接) an agent may make at once, joined to the call through the
+    # trunk: 110 police, 119 fire, 120 ambulance, 122 traffic accidents. A centre with direct lines
+    # to its dispatchers lists those numbers instead.
+    emergency_numbers: tuple[str, ...] = ("110", "119", "120", "122")
 
     # Voice prompts (catalog.toml and audio/<lang>/); empty means voice-prompts/ beside the code.
     prompts_dir: Path | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from ivr import cdr
@@ -19,8 +20,10 @@ from ivr.flow import WALLBOARD_ROOMS
 from ivr.seat_call import SeatCall
 
 if TYPE_CHECKING:
+    from ivr.call_control import Talk
     from ivr.context import IvrContext
     from ivr.dialer import OutboundCall
+    from ivr.playback import Playback
     from ivr.sip import SipLeg
     from ivr.timers import Timer
 
@@ -49,12 +52,18 @@ class CallbackCall:
         self.seat: SeatCall | None = None
         self.talking = False
         self.ended = False
+        self.talk: Talk | None = None  # while bridged to a seat: its call controls
         self._timer: Timer | None = None
 
     # What SeatCall needs of the citizen's side (ivr.seat_call.CallerSide) ----------------------
     @property
     def ctx(self) -> IvrContext:
         return self.call.ctx
+
+    @property
+    def playback(self) -> Playback:
+        playback: Playback = self.call.playback
+        return playback
 
     @property
     def leg(self) -> SipLeg:
@@ -75,6 +84,12 @@ class CallbackCall:
         self.call.announce(["callback_intro"], self._notice_played)
 
     def _notice_played(self) -> None:
+        self._enqueue()
+
+    def _enqueue(self) -> None:
+        """In the queue at the place the task kept, with "please hold" in a loop meanwhile."""
+        if self.entered_at is None:
+            self.entered_at = time.time()  # the ACD's clock; kept if the agent transfers the call
         ctx, call_id = self.ctx, self.info.call_id
         caller, queue, entered_at, worker = self.info.caller, self.queue, self.entered_at, ctx.record_name
         ctx.offload.redis(
@@ -111,7 +126,8 @@ class CallbackCall:
         self.leg.hangup()
 
     def on_dtmf(self, digit: str) -> None:
-        pass
+        if self.talk is not None:
+            self.talk.on_dtmf(digit)
 
     # Offers (ivr.seat_link.Waiter) and the seat (ivr.seat_call.SeatOwner) -------------------------
     def offered(self, extension: str) -> None:
@@ -147,6 +163,8 @@ class CallbackCall:
              "queue": self.queue, "callback": self.task_id},
             WALLBOARD_ROOMS,
         )  # fmt: skip
+        if ctx.controls is not None:
+            self.talk = ctx.controls.bridged(self, self, seat)
 
     def seat_failed(self, seat: SeatCall) -> None:
         if seat is self.seat:
@@ -154,14 +172,27 @@ class CallbackCall:
             self._wait()
 
     def seat_left(self, seat: SeatCall) -> None:
+        if self.talk is not None and self.talk.agent_left():
+            return
+        self.finish()
+
+    def finish(self) -> None:
         ctx, call_id = self.ctx, self.info.call_id
         ctx.offload.redis(lambda: ctx.acd().leave(call_id))
         if not self.ended:
             self.call.playback.play(["goodbye"], on_done=self._hang_up)
 
+    def requeue(self, queue: str) -> None:
+        """Transferred to `queue` by the agent: waiting again at the place the task kept."""
+        self.seat, self.talk, self.talking = None, None, False
+        self.queue = queue
+        self._enqueue()
+
     def on_end(self) -> None:
         """The citizen hung up (or the agent did and the goodbye was said)."""
         self.ended = True
+        if self.talk is not None:
+            self.talk.ended()
         if self._timer is not None:
             self._timer.cancel()
         ctx, call_id = self.ctx, self.info.call_id

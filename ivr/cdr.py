@@ -157,6 +157,14 @@ def seal_recordings(factory: Factory, root: Path, refs: tuple[RecordingRef, ...]
             _seal(session, root, ref)
 
 
+def store_survey(factory: Factory, call_id: str, score: int) -> None:
+    """The caller's key in the after-call survey (1 满意, 2 基本满意, 3 不满意) on its CDR."""
+    with transaction(factory) as session:
+        row = _row(session, call_id)
+        if row is not None:
+            row.survey_score = score
+
+
 def drop_recordings(factory: Factory, refs: tuple[RecordingRef, ...]) -> None:
     with transaction(factory) as session:
         _drop(session, refs)

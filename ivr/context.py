@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from acd.store import AcdStore
+    from ivr.call_control import CallControls
     from ivr.live_transcript import LiveTranscripts
     from ivr.menu import Menu
     from ivr.offload import Offload
@@ -51,6 +52,7 @@ class IvrContext:
     transcripts: LiveTranscripts | None = None  # both legs' live transcripts, when speech is on
     scheduler: Scheduler | None = None  # the SIP edge, set once it exists
     seat_link: SeatLink | None = None  # offers for this worker's waiting callers, seat legs out
+    controls: CallControls | None = None  # the agents' and supervisors' commands for bridged calls
     stopping: bool = False
     now: Callable[[], dt.datetime] = utcnow
     _acd: AcdStore | None = field(default=None, repr=False)

@@ -77,8 +77,8 @@ TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
     # Waiting callers may leave a message or ask to be called back (a goodbye), or get that
     # as the fallback when nobody can take the call.
     FlowState.QUEUED: frozenset({FlowState.TALKING, FlowState.VOICEMAIL, FlowState.GOODBYE, FlowState.ENDED}),
-    # The agent hung up first: the caller hears the goodbye.
-    FlowState.TALKING: frozenset({FlowState.GOODBYE, FlowState.ENDED}),
+    # The agent hung up first: the caller hears the goodbye; or sent the caller to another queue.
+    FlowState.TALKING: frozenset({FlowState.GOODBYE, FlowState.QUEUED, FlowState.ENDED}),
     FlowState.GOODBYE: frozenset({FlowState.ENDED}),
     FlowState.ENDED: frozenset(),
 }

@@ -105,6 +105,13 @@ class LegTable:
         committed = max(2 * callers, callers + seats)  # a seat leg may briefly outlive its caller
         return self.capacity - committed >= 2
 
+    def can_add_party(self) -> bool:
+        """Room for one more leg (a supervisor listening in, a third party) beside the leg every
+        caller keeps for its seat."""
+        callers = sum(1 for leg in self._legs.values() if leg.kind is LegKind.CALLER)
+        committed = max(2 * callers, len(self._legs))
+        return self.capacity - committed >= 1
+
     def add(self, leg: Leg) -> None:
         if self.free < 1:
             raise TransitionError(f"no free leg for {leg.call_id}: {len(self._legs)}/{self.capacity} in use")

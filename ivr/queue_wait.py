@@ -11,12 +11,15 @@ are bridged and the call is the agent's. A seat that does not
 answer (RONA), refuses, or logs out while ringing puts the caller back at the head of the queue,
 and the loop goes on. When the seat hangs up first the caller hears the goodbye; when the caller
 hangs up, the seat leg is hung up and the seat goes to wrap-up (or back to ready if it was ringing).
+While bridged, the agent's call controls (hold, survey, transfers, supervision) act through the
+call's `ivr.call_control.Talk`; a transfer to another queue brings the caller back here.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import TYPE_CHECKING
 
 from acd import callbacks
@@ -30,7 +33,9 @@ from ivr.scenes import Goodbye
 from ivr.seat_call import SeatCall
 
 if TYPE_CHECKING:
+    from ivr.call_control import Talk
     from ivr.flow import CallFlow
+    from ivr.playback import Playback
     from ivr.seat_link import SeatTimes
     from ivr.timers import Timer
 
@@ -72,13 +77,20 @@ class QueueWait:
         self.seat: SeatCall | None = None
         self.talking = False
         self.gone = False  # left the queue for a message or a callback
+        self.entered_at: float | None = None  # the first time in a queue: kept through transfers
+        self.talk: Talk | None = None  # while bridged to a seat: its call controls
         self._timer: Timer | None = None
+
+    @property
+    def playback(self) -> Playback:
+        return self.flow.playback
 
     def start(self) -> None:
         from ivr.flow import FlowState
 
         flow = self.flow
         flow.move(FlowState.QUEUED)
+        self.entered_at = time.time()  # the ACD's clock
         flow.note(queue=self.queue)
         opened, path, at, ctx = flow.opened, list(flow.run.path), flow.ctx.now(), flow.ctx
         ctx.offload.sql(lambda: cdr.mark_queued(ctx.factory, opened, self.queue, at, path))
@@ -89,11 +101,17 @@ class QueueWait:
         ctx, info, times = self.flow.ctx, self.flow.info, self._times()
         max_waiting = times.max_waiting if times is not None else None
         aht = times.default_aht_s if times is not None else 180.0
+        queue, entered_at = self.queue, self.entered_at
 
         def work() -> tuple[int, float]:
             acd = ctx.acd()
             position = acd.enqueue(
-                info.call_id, self.queue, caller=info.caller, worker=ctx.record_name, max_waiting=max_waiting
+                info.call_id,
+                queue,
+                caller=info.caller,
+                worker=ctx.record_name,
+                max_waiting=max_waiting,
+                entered_at=entered_at,
             )
             return position, acd.expected_wait(info.call_id, aht)
 
@@ -191,6 +209,8 @@ class QueueWait:
         opened, at, ext = flow.opened, ctx.now(), seat.extension
         ctx.offload.sql(lambda: cdr.mark_answered(ctx.factory, opened, ext, at))
         flow.publish("call.answered", seat=ext, caller=flow.info.caller, queue=self.queue)
+        if ctx.controls is not None:
+            self.talk = ctx.controls.bridged(self, flow, seat)
 
     def seat_failed(self, seat: SeatCall) -> None:
         if seat is self.seat:
@@ -199,14 +219,33 @@ class QueueWait:
             self._wait_for_seat()
 
     def seat_left(self, seat: SeatCall) -> None:
-        """The agent hung up first: the caller hears the goodbye, then the hotline hangs up."""
+        """The agent hung up first: the caller hears the goodbye, then the hotline hangs up (unless
+        the agent sent the caller to the survey, another queue, or left it with a department)."""
+        if self.talk is not None and self.talk.agent_left():
+            return
+        self.finish()
+
+    def finish(self) -> None:
         ctx, call_id = self.flow.ctx, self.flow.info.call_id
         ctx.offload.redis(lambda: ctx.acd().leave(call_id))  # after the seat's hang-up (same thread)
         if not self.flow.ended:
             self.flow.leave(Action(ActionKind.HANGUP, prompt="goodbye"))
 
+    def requeue(self, queue: str) -> None:
+        """Transferred to `queue` by the agent: waiting again, ahead of callers who came later."""
+        from ivr.flow import FlowState
+
+        self.seat, self.talk, self.talking = None, None, False
+        self.queue = queue or DEFAULT_QUEUE
+        self.flow.move(FlowState.QUEUED)
+        self.flow.publish("call.transferred", queue=self.queue, caller=self.flow.info.caller)
+        self._enqueue()
+        self._round()
+
     # Leaving the queue: a message, a callback, or the fallback ------------------------------
     def on_dtmf(self, digit: str) -> None:
+        if self.talk is not None and self.talk.on_dtmf(digit):
+            return
         if not self.waiting:
             return  # talking to an agent, or already leaving: keys are not for us
         if digit == "1":
@@ -288,6 +327,8 @@ class QueueWait:
 
     def on_end(self) -> cdr.RecordingRef | None:
         """The caller hung up (or the worker stops): out of the queue; the seat leg goes too."""
+        if self.talk is not None:
+            self.talk.ended()
         if self.gone:
             return None
         if self._timer is not None:

@@ -1,4 +1,5 @@
-"""Generated telephone tones: the beep before a voicemail and a short pause between spoken groups.
+"""Generated telephone tones: the beep before a voicemail, a short pause between spoken groups,
+and the music a caller on hold hears (a soft pentatonic phrase, in a loop).
 
 They are not speech, so the prompt catalog does not render them; a recorded `beep.wav` placed
 among the prompts still wins (see `ivr.playback.PromptBook`).
@@ -38,9 +39,22 @@ def beep(seconds: float = BEEP_S, hz: float = BEEP_HZ, level: int = 10000) -> li
     ]
 
 
+# 宫商角徵羽 over an octave and back: calm, and nothing like a ring or busy tone.
+HOLD_NOTES_HZ = (392.0, 440.0, 523.3, 587.3, 659.3, 587.3, 523.3, 440.0)
+HOLD_NOTE_S = 0.6
+
+
+def hold_music(level: int = 3000) -> list[int]:
+    samples: list[int] = []
+    for hz in HOLD_NOTES_HZ:
+        samples += beep(HOLD_NOTE_S, hz, level)
+        samples += [0] * int(0.1 * RATE)
+    return samples
+
+
 def ensure_tones(folder: Path) -> dict[str, Path]:
     """Write the tone files once (at worker start, before any call); prompt id -> path."""
-    tones = {"beep": beep(), "pause": [0] * int(PAUSE_S * RATE)}
+    tones = {"beep": beep(), "pause": [0] * int(PAUSE_S * RATE), "hold_music": hold_music()}
     paths: dict[str, Path] = {}
     for prompt_id, samples in tones.items():
         path = folder / f"{prompt_id}.wav"

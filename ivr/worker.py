@@ -1,11 +1,13 @@
 """One SIP worker process (`hotline sip-worker --index N`): wires its parts and runs the pjsua2 loop.
 
 Threads: this (main) thread owns pjsua2 and all call handling; the reporter thread talks to Redis
-for events and heartbeats; `Offload` has one thread for SQL and one for Redis (the ACD, RQ);
-the speech client has its socket threads. The loop waits in `libHandleEvents` for up to a second
-while no call is up, so an idle pool of 16 workers costs a fraction of a percent of a core; with
-calls up it returns every 20 ms at most (sooner when a timer is due). SIGTERM/SIGINT interrupt
-the wait; the worker hangs up its calls, writes their records, destroys the library and exits 0.
+for events and heartbeats; the ACD thread dispatches for this worker's waiting callers; the control
+thread takes the desk's call controls (`ivr.call_control`); `Offload` has one thread for SQL and
+one for Redis (the ACD, RQ); the speech client has its socket threads. The loop waits in
+`libHandleEvents` for up to a second while no call is up, so an idle pool of 16 workers costs a
+fraction of a percent of a core; with calls up it returns every 20 ms at most (sooner when a timer
+is due). SIGTERM/SIGINT interrupt the wait; the worker hangs up its calls, writes their records,
+destroys the library and exits 0.
 
 At start it closes what its previous run left open if it was killed: CDRs still in progress,
 voicemails being recorded (kept, as tickets), recordings (sealed), queue entries (removed).
@@ -24,6 +26,7 @@ from typing import Any
 from hotline.db import make_engine, make_session_factory, utcnow
 from hotline.settings import Settings
 from ivr import cdr, prompts
+from ivr.call_control import CallControls, ControlListener
 from ivr.calls import CallController
 from ivr.context import IvrContext
 from ivr.dialer import Dialer
@@ -128,6 +131,9 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     # Callers are tagged with the record name: unique across softswitch hosts sharing one Redis.
     ctx.seat_link = SeatLink(ctx.record_name, ctx.redis_url, edge.post, ctx.factory, times, edge, legs)
     dialer = Dialer(ctx, edge, legs)  # outbound calls asked for over Redis (ivr.outbound)
+    # The desk's call controls (hold, transfers, survey, listen...) on this worker's channel.
+    ctx.controls = CallControls(ctx, edge, legs, settings.emergency_numbers)
+    controls = ControlListener(ctx.record_name, ctx.redis_url, edge.post, ctx.controls.handle)
     if settings.vosk_model is not None:
         # The model lives in the host's speech service, not in each of the 16 workers.
         ctx.speech = SpeechClient(socket_path(settings), edge.post, name=name)
@@ -152,6 +158,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
             return 1
         reporter.start()
         ctx.seat_link.start()
+        controls.start()
         dialer.start()
         log.info("%s ready on %s (%s)", name, address, "public" if public else "behind kamailio")
         try:
@@ -165,6 +172,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
             edge.shutdown()
     finally:
         ctx.seat_link.stop()
+        controls.stop()
         ctx.offload.shutdown()  # the records of the calls that just ended
         if ctx.speech is not None:
             ctx.speech.close()

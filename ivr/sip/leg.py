@@ -169,13 +169,30 @@ class SipLeg:
 
     def bridge(self, other: SipLeg) -> bool:
         """Connect this call and `other` both ways in the conference bridge (a caller and a seat)."""
+        return self.send_to(other) and other.send_to(self)
+
+    def unbridge(self, other: SipLeg) -> None:
+        """Undo `bridge`: neither hears the other (a caller on hold)."""
+        self.stop_sending_to(other)
+        other.stop_sending_to(self)
+
+    def send_to(self, other: SipLeg) -> bool:
+        """One way: `other` hears what this call's far end says (a supervisor listening in)."""
         mine, theirs = self._call(), other._call()
         if mine is None or theirs is None or mine.audio is None or theirs.audio is None:
             return False
         try:
             mine.audio.startTransmit(theirs.audio)
-            theirs.audio.startTransmit(mine.audio)
         except pj.Error as exc:
-            log.warning("cannot bridge %s and %s: %s", self.sip_call_id, other.sip_call_id, exc.reason)
+            log.warning("cannot connect %s to %s: %s", self.sip_call_id, other.sip_call_id, exc.reason)
             return False
         return True
+
+    def stop_sending_to(self, other: SipLeg) -> None:
+        mine, theirs = self._call(), other._call()
+        if mine is None or theirs is None or mine.audio is None or theirs.audio is None:
+            return
+        try:
+            mine.audio.stopTransmit(theirs.audio)
+        except pj.Error:
+            pass  # never connected

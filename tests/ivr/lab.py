@@ -136,6 +136,14 @@ def tone_prompts(folder: Path, prompt_ids: Iterable[str], seconds: float = 0.25)
     return folder
 
 
+def pitch(prompt_id: str) -> float:
+    """The tone that stands for `prompt_id` in the tone prompts (see `tone_prompts`)."""
+    from ivr import prompts
+
+    ids = sorted(set(prompts.load_catalog(prompts.default_prompts_dir())))
+    return 300.0 + 37 * ids.index(prompt_id)
+
+
 def samples(path: Path) -> list[int]:
     with wave.open(str(path)) as wav:
         assert wav.getsampwidth() == 2 and wav.getnchannels() == 1 and wav.getframerate() == RATE

@@ -19,9 +19,9 @@ from acd.models import Disposition, Seat
 from acd.seat_states import SeatEvent, SeatState
 from hotline.db import transaction, utcnow
 from hotline.settings import Settings
-from ivr import kamailio, prompts
+from ivr import kamailio
 from tests.ivr.centre import CALLER_HZ, SEAT_HZ
-from tests.ivr.lab import Phone, cdr, closed, event, recordings, tone_share
+from tests.ivr.lab import Phone, cdr, closed, event, pitch, recordings, tone_share
 
 if TYPE_CHECKING:
     from tests.ivr.centre import Centre  # the `centre` fixture is in tests/ivr/conftest.py
@@ -30,12 +30,6 @@ pytestmark = [
     pytest.mark.sip,
     pytest.mark.skipif(kamailio.find_binary(Settings()) is None, reason="kamailio is not installed"),
 ]
-
-
-def pitch(prompt_id: str) -> float:
-    """The tone that stands for `prompt_id` in the tone prompts (see `tests.ivr.lab.tone_prompts`)."""
-    ids = sorted(set(prompts.load_catalog(prompts.default_prompts_dir())))
-    return 300.0 + 37 * ids.index(prompt_id)
 
 
 def kamailio_holds(extension: str, settings: Settings) -> str:
