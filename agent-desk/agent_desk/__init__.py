@@ -9,6 +9,7 @@ from agent_desk.admin import admin_bp
 from agent_desk.admin_org import org_bp
 from agent_desk.admin_prompts import prompts_bp
 from agent_desk.agent import agent_bp
+from agent_desk.callbacks import callbacks_bp
 from agent_desk.catalog_admin import catalog_bp
 from agent_desk.centre import centre_bp
 from agent_desk.knowledge import knowledge_bp
@@ -29,6 +30,7 @@ BLUEPRINTS = (
     org_bp,
     prompts_bp,
     transcript_bp,
+    callbacks_bp,
 )
 
 __all__ = ["BLUEPRINTS"]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Seat
 from acd.store import AcdStore
-from agent_desk.call_report import QUEUE_LABELS
+from agent_desk.call_report import QUEUE_LABELS, queue_names
 from hotline.accounts import Role, audit, require_role
 from hotline.db import transaction, utcnow
 from tickets.deadlines import is_workday
@@ -126,12 +126,6 @@ def save_department() -> ResponseReturnValue:
 
 
 # Queues and skills -------------------------------------------------------------------------------
-def _queues(seats: list[Seat]) -> list[str]:
-    """The known queues first, then any skill a seat has that the list does not name."""
-    extra = sorted({skill for s in seats for skill in s.skills} - set(QUEUE_LABELS))
-    return [*QUEUE_LABELS, *extra]
-
-
 @org_bp.get("/queues")
 @require_role(Role.ADMIN)
 def queues() -> ResponseReturnValue:
@@ -139,7 +133,7 @@ def queues() -> ResponseReturnValue:
     waiting = store.queue_stats()
     with _db()() as session:
         seats = list(session.scalars(select(Seat).where(Seat.active.is_(True)).order_by(Seat.extension)))
-        names = _queues(seats)
+        names = queue_names(seats)
         return render_template(
             "desk/admin_queues.html",
             seats=seats,
@@ -163,7 +157,7 @@ def save_skills(extension: str) -> ResponseReturnValue:
         return redirect(url_for("admin_org.queues"))
     with transaction(_db()) as session:
         seat = session.scalar(select(Seat).where(Seat.extension == extension))
-        if seat is None or not set(skills) <= set(_queues([seat])):
+        if seat is None or not set(skills) <= set(queue_names([seat])):
             flash("座席或队列不存在", "error")
             return redirect(url_for("admin_org.queues"))
         seat.skills, agent_id = skills, seat.agent_id

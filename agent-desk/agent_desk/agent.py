@@ -1,4 +1,4 @@
-"""The agent's desk: seat state buttons, the caller's history, and writing the ticket.
+"""The agent's desk: seat state buttons, call controls, the caller's history, writing the ticket.
 
 Pages render once; the state lives in Redis (the ACD store) and SQL, and the browser keeps it
 current through Socket.IO events and the JSON endpoints here (re-read on every reconnect).
@@ -14,10 +14,13 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import TooManyRequests
 
 from acd.models import Call, Seat
 from acd.seat_states import NOT_READY_REASONS, SeatEvent, SeatTransitionError
 from acd.store import AcdStore
+from agent_desk import call_controls, ivr_path
+from agent_desk.call_report import QUEUE_LABELS, queue_names
 from hotline.accounts import Role, audit, require_role
 from hotline.db import transaction
 from tickets import catalog, labels
@@ -107,6 +110,9 @@ def desk() -> ResponseReturnValue:
             "desk/agent.html",
             seat=seat,
             reasons=NOT_READY_REASONS,
+            queues=[(q, QUEUE_LABELS.get(q, q)) for q in _queue_names(session)],
+            transfer_numbers=[(d.name, d.hotline_number) for d in departments if d.hotline_number],
+            emergency_numbers=call_controls.emergency_numbers(),
             departments=departments,
             districts=[d.name for d in departments if d.kind is DepartmentKind.DISTRICT],
             categories=[(c.code, catalog.category_label(session, c.code)) for c in catalog.leaves(session)],
@@ -125,7 +131,7 @@ def _screen_pop(session: Session, call_id: str) -> dict[str, Any] | None:
         return None
     row = session.scalar(select(Call).where(Call.call_id == call_id))
     if row is None:  # the CDR is written off the softswitch's call thread: it may lag a moment
-        return {"call_id": call_id, "caller": "", "ivr_path": [], "wait_s": None, "queue": ""}
+        return {"call_id": call_id, "caller": "", "ivr_steps": [], "wait_s": None, "queue": ""}
     wait_s = None
     if row.queued_at is not None:
         until = row.agent_answered_at or dt.datetime.fromtimestamp(_acd().clock(), dt.UTC)
@@ -133,7 +139,7 @@ def _screen_pop(session: Session, call_id: str) -> dict[str, Any] | None:
     return {
         "call_id": call_id,
         "caller": row.caller,
-        "ivr_path": [step for step in row.ivr_path or [] if isinstance(step, dict)],
+        "ivr_steps": ivr_path.steps(row.ivr_path or []),
         "wait_s": wait_s,
         "queue": row.queue,
     }
@@ -171,6 +177,29 @@ def seat_event() -> ResponseReturnValue:
         current = _seat_state(extension)
         return jsonify(error=f"当前状态（{current['label']}）下不能执行该操作", state=current), 409
     return jsonify(_seat_state(extension))
+
+
+def _queue_names(session: Session) -> list[str]:
+    return queue_names(session.scalars(select(Seat).where(Seat.active.is_(True))))
+
+
+@agent_bp.post("/api/call/<action>")
+@require_role(Role.AGENT, Role.SUPERVISOR)
+def call_control(action: str) -> ResponseReturnValue:
+    """Hold, resume, hang up, survey, transfer, emergency, leave a 3-way call: on the seat's own call."""
+    body = request.get_json(silent=True) or {}
+    with _db()() as session:
+        extension = _my_seat(session).extension
+        queues = _queue_names(session)
+    try:
+        command = call_controls.agent_command(_acd(), extension, action, body, queues)
+    except call_controls.Refused as refused:
+        return refused.answer()
+    return call_controls.send(command)
+
+
+agent_bp.record_once(call_controls.limit_per_user("agent.call_control"))
+agent_bp.register_error_handler(TooManyRequests, call_controls.too_many)
 
 
 @agent_bp.get("/api/history")

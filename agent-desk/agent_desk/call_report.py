@@ -10,7 +10,7 @@ from the seat state history.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,12 @@ SHORT_WINDOW = dt.timedelta(days=2)
 BUSY_STATES = ("offered", "talking", "held", "wrap_up")
 # Queues are named by the skill they need (the IVR menu chooses one); the desk's names for them.
 QUEUE_LABELS = {"general": "综合", "enterprise": "涉企专席", "dialect": "方言专席"}
+
+
+def queue_names(seats: Iterable[Seat]) -> list[str]:
+    """The known queues first, then any skill a seat has that the list does not name."""
+    extra = sorted({skill for s in seats for skill in s.skills} - set(QUEUE_LABELS))
+    return [*QUEUE_LABELS, *extra]
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
-"""The supervisor's wallboard: seats by state with time in state, the queues, and today's charts."""
+"""The supervisor's wallboard: seats by state with time in state, the queues, today's charts, and
+listening in on a seat's call (监听/耳语/强插) from the supervisor's own seat phone."""
 
 from __future__ import annotations
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import TooManyRequests
 
 from acd.models import Seat
 from acd.reports import wallboard_figures
 from acd.seat_states import NOT_READY_REASONS
 from acd.store import AcdStore
+from agent_desk import call_controls
 from agent_desk.agent import STATE_LABELS
 from agent_desk.call_report import QUEUE_LABELS, call_report
 from agent_desk.report_tables import pct
@@ -34,6 +39,7 @@ def wallboard() -> ResponseReturnValue:
 def state() -> ResponseReturnValue:
     store: AcdStore = current_app.extensions["hotline"]["acd"]
     with current_app.extensions["hotline"]["db"]() as session:
+        own_extension = _own_extension(session)
         figures = wallboard_figures(session, dt.datetime.fromtimestamp(store.clock(), dt.UTC))
         rows = session.execute(
             select(Seat.extension, Seat.name, User.display_name)
@@ -57,13 +63,41 @@ def state() -> ResponseReturnValue:
                 "reason": NOT_READY_REASONS.get(seat.reason, seat.reason) if seat else "",
                 "in_state_s": round(now - seat.since) if seat and seat.since else None,
                 "registered": bool(seat and seat.registered),
+                # The call a supervisor may listen in on (none once the seat is in wrap-up).
+                "call_id": seat.call_id if seat and seat.state in call_controls.ON_CALL else "",
             }
         )
     queues = [
         {"queue": name, "label": QUEUE_LABELS.get(name, name), **stats}
         for name, stats in store.queue_stats().items()
     ]
-    return jsonify(seats=seats, queues=queues, at=now, **figures)
+    return jsonify(seats=seats, queues=queues, at=now, own_extension=own_extension, **figures)
+
+
+def _own_extension(session: Session) -> str | None:
+    """The supervisor's own seat, whose phone the softswitch calls to listen in."""
+    return session.scalar(
+        select(Seat.extension).where(Seat.agent_id == current_user.id, Seat.active.is_(True))
+    )
+
+
+@wall_bp.post("/api/supervise/<action>")
+@require_role(Role.SUPERVISOR, Role.ADMIN)
+def supervise(action: str) -> ResponseReturnValue:
+    """Listen, whisper, barge or stop on the call of the seat `extension` (JSON: extension, call_id)."""
+    body = request.get_json(silent=True) or {}
+    with current_app.extensions["hotline"]["db"]() as session:
+        own_extension = _own_extension(session)
+    store: AcdStore = current_app.extensions["hotline"]["acd"]
+    try:
+        command = call_controls.supervision_command(store, own_extension, action, body)
+    except call_controls.Refused as refused:
+        return refused.answer()
+    return call_controls.send(command)
+
+
+wall_bp.record_once(call_controls.limit_per_user("wallboard.supervise"))
+wall_bp.register_error_handler(TooManyRequests, call_controls.too_many)
 
 
 @wall_bp.get("/api/charts")

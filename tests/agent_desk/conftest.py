@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis
@@ -29,24 +31,28 @@ class People:
     department_id: int
 
 
+def staff(username: str, display_name: str, role: Role, **extra: Any) -> User:
+    """A user who logs in with PASSWORD, past the first-login password change."""
+    return User(
+        username=username,
+        display_name=display_name,
+        role=role,
+        password_hash=_hashed(),
+        must_change_password=False,
+        **extra,
+    )
+
+
+@functools.cache
+def _hashed() -> str:
+    return hash_password(PASSWORD)  # Argon2 is slow on purpose: once per run
+
+
 @pytest.fixture
 def people(db: sessionmaker[Session]) -> People:
     with transaction(db) as session:
-        hashed = hash_password(PASSWORD)
-        agent = User(
-            username="agent1",
-            display_name="话务员01",
-            role=Role.AGENT,
-            password_hash=hashed,
-            must_change_password=False,
-        )
-        lead = User(
-            username="lead",
-            display_name="班长",
-            role=Role.SUPERVISOR,
-            password_hash=hashed,
-            must_change_password=False,
-        )
+        agent = staff("agent1", "话务员01", Role.AGENT)
+        lead = staff("lead", "班长", Role.SUPERVISOR)
         dept = Department(code="housing", name="市住房和城乡建设局", kind=DepartmentKind.BUREAU)
         session.add_all([agent, lead, dept])
         session.flush()

@@ -152,7 +152,13 @@ def test_the_seat_state_carries_the_pop_of_the_seats_own_call(
     assert client.get("/desk/api/state").get_json()["call"] is None
     # A caller waited 30 s in the queue; the ACD offers it to this seat, as a SIP worker's round does.
     queued = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
-    path = [{"node": "entry", "via": "start"}, {"node": "entry", "input": "0", "action": "queue"}]
+    # The caller stayed silent once, then said 人工: the pop reads the way in words, not node ids.
+    path = [
+        {"node": "entry", "via": "start"},
+        {"node": "entry", "via": "timeout", "result": "replay"},
+        {"node": "entry", "input": "0", "via": "speech", "word": "人工", "action": "queue"},
+        {"node": "entry", "queue": "general"},
+    ]
     with transaction(db) as session:
         call = Call(call_id="c-7", caller="13900000000", queued_at=queued, queue="general")
         call.ivr_path = path
@@ -162,7 +168,8 @@ def test_the_seat_state_carries_the_pop_of_the_seats_own_call(
     assert [offer.extension for offer in acd.dispatch(worker="w1")] == ["8001"]
     state = client.get("/desk/api/state").get_json()
     assert state["label"] == "振铃" and state["call"]["caller"] == "13900000000"
-    assert state["call"]["ivr_path"] == path and state["call"]["wait_s"] >= 30
+    assert state["call"]["ivr_steps"] == ["主菜单", "未按键，重播", "语音“人工”（转人工）", "排队：综合"]
+    assert state["call"]["wait_s"] >= 30
 
 
 def test_the_wallboard_endpoint_carries_the_figures(app: Flask, login_as: Login) -> None:

@@ -1,13 +1,26 @@
-"""In real Chromium: an agent works the seat buttons, the wallboard follows live, the screen pops."""
+"""In real Chromium: an agent works the seat buttons, the wallboard follows live, the screen pops,
+and the call controls of the desk and the wallboard reach the softswitch and show its answer."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from flask import Flask
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy.orm import Session, sessionmaker
 
+from acd.controls import RESULT_EVENT, Command, channel, result_rooms
+from acd.models import Call, Seat
+from acd.seat_states import SeatEvent
+from acd.store import AcdStore
 from hotline import bus
+from hotline.db import transaction
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.browser
 PASSWORD = "desk-pass-phrase"
@@ -21,8 +34,25 @@ def _login(page: Page, base: str, username: str) -> None:
     expect(page.get_by_role("button", name="退出")).to_be_visible()
 
 
+def _offer(app: Flask, db: sessionmaker[Session], call_id: str, worker: str = "sip-worker-1@browser") -> None:
+    """A caller who pressed 0 waited 7 s; the ACD offers it to the ready seat 8001 (no SIP here)."""
+    queued = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=7)
+    with transaction(db) as session:
+        call = Call(call_id=call_id, caller="13800000000", queued_at=queued, queue="general")
+        call.ivr_path = [
+            {"node": "entry", "via": "start"},
+            {"node": "entry", "input": "0", "via": "dtmf", "action": "queue"},
+            {"node": "entry", "queue": "general"},
+        ]
+        session.add(call)
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    acd.set_registered("8001", True)
+    acd.enqueue(call_id, "general", caller="13800000000", worker=worker)
+    assert [offer.extension for offer in acd.dispatch(worker=worker)] == ["8001"]
+
+
 def test_seat_buttons_wallboard_and_screen_pop(
-    browser: Browser, live_server: str, event_bus: bus.EventBus, people: Any
+    browser: Browser, app: Flask, db: sessionmaker[Session], live_server: str, people: Any
 ) -> None:
     agent = browser.new_context().new_page()
     lead = browser.new_context().new_page()
@@ -52,19 +82,13 @@ def test_seat_buttons_wallboard_and_screen_pop(
     agent.get_by_role("button", name="示忙").click()
     expect(row).to_contain_text("示忙（会议）", timeout=3000)
 
-    # A call is offered to this agent: the screen pops with the caller and its IVR path.
-    event_bus.publish(
-        "call.offered",
-        {
-            "caller": "13800000000",
-            "call_id": "c-1",
-            "wait_s": 7,
-            "ivr_path": [{"node": "entry", "input": "0"}],
-        },
-        rooms=(f"user:{people.agent_id}",),
-    )
+    # A call is offered to this agent: the screen pops with the caller and its IVR path in words.
+    agent.get_by_role("button", name="示闲").click()
+    expect(agent.locator("#seat-state")).to_have_text("示闲")
+    _offer(app, db, "c-1")
     expect(agent.locator("#pop-caller")).to_have_text("13800000000", timeout=3000)
-    expect(agent.locator("#pop-wait")).to_have_text("7 秒")
+    expect(agent.locator("#pop-path")).to_have_text("主菜单 → 按键 0（转人工） → 排队：综合")
+    expect(agent.locator("#pop-wait")).to_have_text(re.compile(r"^[78] 秒$"))
     expect(agent.locator("#ticket-phone")).to_have_value("13800000000")
     expect(lead.locator("#pop-caller")).to_have_count(0)  # nobody else's screen pops
 
@@ -117,4 +141,102 @@ def test_wallboard_charts_draw_today_and_follow_a_new_call(
     lead.goto(f"{live_server}/reports/calls?period=day")
     expect(lead.locator("#report tfoot")).to_contain_text("合计")
     assert sum(chart("report-chart", "c.data.datasets[1].data")) == 1
+    assert errors == []
+
+
+def test_call_controls_reach_the_softswitch_and_show_its_answer(
+    browser: Browser,
+    app: Flask,
+    db: sessionmaker[Session],
+    live_server: str,
+    event_bus: bus.EventBus,
+    redis_client: redis.Redis,
+    people: Any,
+    artifacts: Path,
+) -> None:
+    worker = "sip-worker-1@browser"
+    # The softswitch worker holding the call (outside the desk): its command channel, and its answers.
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel(worker))
+
+    def command() -> Command:
+        # None also for the subscription's own confirmation: read until a command comes.
+        message = wait_until(lambda: pubsub.get_message(timeout=0.1), timeout=5)
+        assert message is not None, "no command reached the worker"
+        return Command.decode(message["data"])
+
+    def answer(sent: Command, ok: bool, error: str = "") -> None:
+        data = {"id": sent.id, "call_id": sent.call_id, "action": sent.action.value, "ok": ok, "error": error}
+        event_bus.publish(RESULT_EVENT, data, rooms=result_rooms(sent.by_user))
+
+    with transaction(db) as session:
+        session.add(
+            Seat(extension="8009", name="班长席", sip_password="x", skills={}, agent_id=people.lead_id)
+        )
+    agent = browser.new_context().new_page()
+    lead = browser.new_context().new_page()
+    errors: list[str] = []
+    for page in (agent, lead):
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    _login(agent, live_server, "agent1")
+    agent.goto(f"{live_server}/desk/")
+    expect(agent.locator("#connection")).to_have_text("已连接")
+    agent.get_by_role("button", name="签入").click()
+    agent.get_by_role("button", name="示闲").click()
+    expect(agent.locator("#seat-state")).to_have_text("示闲")
+    expect(agent.locator("#call-controls")).to_be_hidden()  # no call, no call buttons
+
+    _offer(app, db, "c-9", worker)
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    acd.seat_event("8001", SeatEvent.ANSWER, call_id="c-9")
+    expect(agent.locator("#seat-state")).to_have_text("通话中", timeout=3000)
+    hold, resume = agent.get_by_role("button", name="保持"), agent.get_by_role("button", name="恢复通话")
+    expect(hold).to_be_enabled()
+    expect(resume).to_be_disabled()
+    expect(agent.get_by_role("button", name="120 急救")).to_be_enabled()
+
+    # Hold: the worker gets the command for this seat's call, holds, and says so.
+    hold.click()
+    sent = command()
+    assert (sent.call_id, sent.action.value, sent.seat, sent.by_user) == (
+        "c-9",
+        "hold",
+        "8001",
+        people.agent_id,
+    )
+    acd.seat_event("8001", SeatEvent.HOLD, call_id="c-9")
+    answer(sent, ok=True)
+    expect(agent.locator("#toasts")).to_contain_text("通话已保持", timeout=3000)
+    expect(agent.locator("#seat-state")).to_have_text("保持")
+    expect(resume).to_be_enabled()
+    expect(hold).to_be_disabled()
+
+    # Resume by its shortcut (Alt+U); the worker cannot: the toast says why, in Chinese.
+    agent.keyboard.press("Alt+u")
+    sent = command()
+    assert sent.action.value == "resume"
+    answer(sent, ok=False, error="no_call")
+    expect(agent.locator(".toast.error")).to_have_text("恢复通话失败：通话已结束", timeout=3000)
+    agent.screenshot(path=artifacts / "1-desk-call-controls-error.png", full_page=True)
+
+    # The supervisor listens in from its own seat 8009.
+    acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-9")
+    _login(lead, live_server, "lead")
+    lead.goto(f"{live_server}/wallboard/")
+    row = lead.locator("#seats tbody tr").filter(has_text="8001")
+    row.get_by_role("button", name="监听").click()
+    sent = command()
+    assert (sent.call_id, sent.action.value, sent.target, sent.by_user) == (
+        "c-9",
+        "listen",
+        "8009",
+        people.lead_id,
+    )
+    answer(sent, ok=True)
+    expect(lead.locator("#toasts")).to_contain_text("正在监听", timeout=3000)
+    expect(row).to_contain_text("监听中")
+    expect(agent.locator("#toasts")).not_to_contain_text("正在监听")  # the supervisor's, not the agent's
+    lead.screenshot(path=artifacts / "2-wallboard-listening.png", full_page=True)
+    pubsub.close()
     assert errors == []

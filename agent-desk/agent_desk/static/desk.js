@@ -1,4 +1,5 @@
-// The agent desk: seat buttons, live state over Socket.IO, screen pop, ticket form.
+// The agent desk: seat buttons, call controls, live state over Socket.IO, screen pop, ticket
+// form, callback tasks.
 (function () {
   "use strict";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -25,6 +26,7 @@
     $("seat-phone").textContent = state.registered ? "话机已注册" : "话机未注册：请检查话机或软电话";
     since = state.since;
     showControls(state.state);
+    showCallControls(state);
     if (state.call_id) {
       $("ticket-call-id").value = state.call_id;
       // Read again at each step of the call (offered, talking, wrap-up): what the caller said
@@ -119,6 +121,62 @@
     screenPop(data);
   }
 
+  // Call controls, while the seat is talking or holding: on the seat's own call only (the call id
+  // goes with the command, so a page a step behind is refused rather than acting on the next call).
+  // "Leave the 3-way call" opens once this desk saw a number joined to this call.
+  const ON_HOLD = ["resume", "hang_up"];
+  let onCall = "";
+  function threeWay(callId) { return sessionStorage.getItem("three-way") === callId; }
+  function showCallControls(state) {
+    const talking = state.state === "talking" || state.state === "held";
+    onCall = talking ? state.call_id : "";
+    $("call-controls").hidden = !talking;
+    document.querySelectorAll("[data-control]").forEach((button) => {
+      const action = button.dataset.control;
+      button.disabled = !talking || (state.state === "held" ? !ON_HOLD.includes(action)
+        : action === "resume" || (action === "drop_agent" && !threeWay(onCall)));
+    });
+  }
+  document.querySelectorAll("[data-control]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const from = button.dataset.targetFrom;
+      const target = from ? $(from).value : (button.dataset.target || "");
+      callControls.send("/desk/api/call/" + button.dataset.control, { call_id: onCall, target });
+    });
+  });
+  function onControlResult(data) {
+    if (data.ok && (data.action === "transfer_number" || data.action === "emergency")) {
+      sessionStorage.setItem("three-way", data.call_id);
+      refresh();
+    }
+  }
+
+  // Missed callers to be called back (read-only; the softswitch dials them).
+  async function showCallbacks() {
+    const result = await call("GET", "/desk/api/callbacks");
+    if (!result.ok) { return; }
+    const rows = result.data.tasks.map((t) => {
+      const tr = document.createElement("tr");
+      tr.className = t.overdue ? "warn" : "";
+      for (const text of [t.caller, t.reason, t.status, t.missed, t.attempts, t.due]) {
+        const td = document.createElement("td");
+        td.textContent = String(text);
+        tr.append(td);
+      }
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 6;
+      td.className = "hint";
+      td.textContent = "暂无待回拨";
+      tr.append(td);
+      rows.push(tr);
+    }
+    $("callbacks").querySelector("tbody").replaceChildren(...rows);
+  }
+
   document.querySelectorAll("[data-event]").forEach((button) => {
     button.addEventListener("click", async () => {
       const body = { event: button.dataset.event };
@@ -129,6 +187,18 @@
       const state = result.ok ? result.data : result.data.state;
       if (state && state.label) { showState(state); }
     });
+  });
+
+  // Shortcuts: Alt + a button's accesskey (named in its title). Handled here so that every browser
+  // agrees (Firefox wants Alt+Shift by itself); preventDefault keeps Chromium's own from firing too.
+  // Only a button that is shown and enabled: no hang-up while there is no call.
+  document.addEventListener("keydown", (event) => {
+    if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+    const button = [...document.querySelectorAll("[accesskey]")].find((el) =>
+      event.code === "Key" + el.accessKey.toUpperCase() && !el.disabled && el.offsetParent !== null);
+    if (!button) { return; }
+    event.preventDefault();
+    button.click();
   });
 
   setInterval(() => {
@@ -160,7 +230,7 @@
 
   function screenPop(data) {
     $("pop-caller").textContent = data.caller || "未知号码";
-    $("pop-path").textContent = (data.ivr_path || []).map((p) => p.input || p.node).join(" → ") || "—";
+    $("pop-path").textContent = (data.ivr_steps || []).join(" → ") || "—";
     $("pop-wait").textContent = data.wait_s != null ? Math.round(data.wait_s) + " 秒" : "—";
     $("ticket-phone").value = data.caller || "";
     $("ticket-call-id").value = data.call_id || "";
@@ -272,11 +342,14 @@
     $("connection").textContent = "已连接";
     transcript.call = null;  // segments sent while disconnected are read again with the state
     refresh();
+    showCallbacks();
   });
   socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
   socket.on("seat.changed", refresh);
-  socket.on("call.offered", (event) => screenPop(event.data));
+  callControls.listen(socket, onControlResult);
   socket.on("transcript", onTranscript);
   socket.on("transcript.partial", onPartial);
+  setInterval(showCallbacks, 30000);
   refresh();
+  showCallbacks();
 })();

@@ -1,5 +1,6 @@
 // The supervisor wallboard: redraws on every seat or queue event, and every few seconds;
 // the charts re-read today's intervals on (re)connect, after seat changes and every 30 s.
+// A seat on a call can be listened in on (监听/耳语/强插) from the supervisor's own seat phone.
 (function () {
   "use strict";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -114,16 +115,54 @@
     chartTimer = setTimeout(refreshCharts, 500);
   }
 
+  // Supervision: the mode this page put a call in, from the softswitch's results.
+  const SUPERVISE = [["listen", "监听"], ["whisper", "耳语"], ["barge", "强插"], ["stop_listening", "停止"]];
+  const MODES = { listen: "监听中", whisper: "耳语中", barge: "强插中" };
+  const modes = new Map();
+  function superviseCell(s) {
+    const td = document.createElement("td");
+    if (!s.call_id) { return td; }
+    const box = document.createElement("div");
+    box.className = "buttons";
+    td.append(box);
+    if (modes.has(s.call_id)) {
+      const mode = document.createElement("span");
+      mode.className = "mode";
+      mode.textContent = MODES[modes.get(s.call_id)];
+      box.append(mode);
+    }
+    for (const [action, label] of SUPERVISE) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      button.addEventListener("click", () => callControls.send(
+        "/wallboard/api/supervise/" + action, { extension: s.extension, call_id: s.call_id }));
+      box.append(button);
+    }
+    return td;
+  }
+  function onControlResult(data) {
+    if (!data.ok) { return; }
+    if (data.action in MODES) { modes.set(data.call_id, data.action); }
+    if (data.action === "stop_listening") { modes.delete(data.call_id); }
+    refresh();
+  }
+
   async function refresh() {
     const response = await fetch("/wallboard/api/state", { credentials: "same-origin" });
     if (!response.ok) { return; }
     const data = await response.json();
     const seats = $("seats").querySelector("tbody");
-    seats.replaceChildren(...data.seats.map((s) => row([
-      s.extension, s.agent,
-      { state: s.state, text: s.label + (s.reason ? "（" + s.reason + "）" : "") },
-      duration(s.in_state_s), s.registered ? "已注册" : "未注册",
-    ], s.state)));
+    seats.replaceChildren(...data.seats.map((s) => {
+      const tr = row([
+        s.extension, s.agent,
+        { state: s.state, text: s.label + (s.reason ? "（" + s.reason + "）" : "") },
+        duration(s.in_state_s), s.registered ? "已注册" : "未注册",
+      ], s.state);
+      tr.append(superviseCell(s));
+      return tr;
+    }));
+    $("supervise-hint").hidden = Boolean(data.own_extension);
     showFigures(data);
     showSeatChart(data.seats);
     const queues = $("queues").querySelector("tbody");
@@ -138,6 +177,7 @@
   socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
   socket.on("seat.changed", () => { refresh(); soonCharts(); });
   socket.on("queue.changed", refresh);
+  callControls.listen(socket, onControlResult);
   // A call arriving, queued, put through or ended changes the queues and the day's figures.
   for (const type of ["call.arrived", "call.queued", "call.answered", "call.ended"]) {
     socket.on(type, () => { refresh(); soonCharts(); });

@@ -1,0 +1,178 @@
+"""Call controls from the desk and the wallboard: who may ask what of which call, and sending it.
+
+A command goes to the softswitch worker holding the call (`acd.controls.send`, over Redis); the
+worker's outcome comes back later as a `call.control` event, which the page shows. Here: an agent
+acts only on its own seat's current call, a supervisor listens from its own seat, targets are
+checked, every command sent (or found undeliverable) is audited, and refusals are in Chinese.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from flask import current_app, jsonify
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+
+from acd import controls
+from acd.controls import Action, Command, ControlUnavailable
+from acd.seat_states import SeatState
+from acd.store import AcdStore
+from hotline.accounts import audit
+from hotline.db import transaction
+
+AGENT_ACTIONS = frozenset(Action) - controls.SUPERVISION
+ON_CALL = frozenset({SeatState.TALKING, SeatState.HELD})
+# The national emergency lines (国办函〔2025〕66号: transferred at once); which ones a centre offers
+# is `settings.emergency_numbers` (the worker refuses any other).
+EMERGENCY_LABELS = {"110": "报警", "119": "火警", "120": "急救", "122": "交通事故"}
+ACTION_LABELS = {
+    Action.HOLD: "保持",
+    Action.RESUME: "恢复通话",
+    Action.HANG_UP: "挂断",
+    Action.SURVEY: "转满意度评价",
+    Action.TRANSFER_QUEUE: "转队列",
+    Action.TRANSFER_NUMBER: "转接号码",
+    Action.EMERGENCY: "紧急转接",
+    Action.DROP_AGENT: "退出三方通话",
+    Action.LISTEN: "监听",
+    Action.WHISPER: "耳语",
+    Action.BARGE: "强插",
+    Action.STOP_LISTENING: "停止监听",
+}
+UNAVAILABLE = {"no_call": ("通话已结束", 409), "no_worker": ("软交换暂时不可用，请稍后再试", 503)}
+NUMBER = re.compile(r"\d{3,20}")
+LIMIT = "30 per minute"  # per user: far above what a person clicks, far below a stuck script
+
+
+class Refused(Exception):
+    """The command is not sent: `message` is what the page shows."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    def answer(self) -> ResponseReturnValue:
+        return jsonify(error=self.message), self.status
+
+
+def _action(name: str, allowed: Collection[Action]) -> Action:
+    try:
+        action = Action(name)
+    except ValueError:
+        raise Refused("未知的通话操作", 400) from None
+    if action not in allowed:
+        raise Refused("未知的通话操作", 400)
+    return action
+
+
+def _call_on(store: AcdStore, extension: str, call_id: Any, missing: str) -> str:
+    """The call the seat is talking on (or holding), if it is the one the page showed."""
+    try:
+        live = store.seat(extension)
+    except KeyError:
+        raise Refused(missing) from None
+    if live.state not in ON_CALL or not live.call_id:
+        raise Refused(missing)
+    if str(call_id or "") != live.call_id:
+        raise Refused("该通话已不是当前通话，请以页面最新状态为准")
+    return live.call_id
+
+
+def emergency_numbers() -> dict[str, str]:
+    """The emergency lines this centre transfers to, each with its name."""
+    numbers = current_app.extensions["hotline"]["settings"].emergency_numbers
+    return {number: EMERGENCY_LABELS.get(number, "紧急电话") for number in numbers}
+
+
+def _target(action: Action, raw: Any, queues: Collection[str]) -> str:
+    target = str(raw or "").strip()
+    if action is Action.TRANSFER_QUEUE and target not in queues:
+        raise Refused("请选择要转入的队列", 400)
+    if action is Action.TRANSFER_NUMBER:
+        target = re.sub(r"[\s-]", "", target)
+        if not NUMBER.fullmatch(target):
+            raise Refused("请输入正确的转接号码（3到20位数字）", 400)
+    if action is Action.EMERGENCY and target not in (numbers := emergency_numbers()):
+        raise Refused(f"紧急转接只能转 {'、'.join(numbers)}", 400)
+    return target if action in controls.NEEDS_TARGET else ""
+
+
+def agent_command(
+    store: AcdStore, extension: str, action: str, body: Mapping[str, Any], queues: Collection[str]
+) -> Command:
+    """What the agent at `extension` asks of its own seat's call."""
+    chosen = _action(action, AGENT_ACTIONS)
+    call_id = _call_on(store, extension, body.get("call_id"), "您的座席当前没有通话")
+    target = _target(chosen, body.get("target"), queues)
+    return Command(call_id, chosen, target, by_user=current_user.id, seat=extension)
+
+
+def supervision_command(
+    store: AcdStore, own_extension: str | None, action: str, body: Mapping[str, Any]
+) -> Command:
+    """A supervisor's listen/whisper/barge/stop on another seat's call, from its own seat's phone."""
+    chosen = _action(action, controls.SUPERVISION)
+    if not own_extension:
+        raise Refused("请先为班长分配座席分机")
+    extension = str(body.get("extension") or "")
+    if extension == own_extension:
+        raise Refused("不能监听自己座席的通话")
+    call_id = _call_on(store, extension, body.get("call_id"), "该座席当前不在通话中")
+    return Command(call_id, chosen, own_extension, by_user=current_user.id)
+
+
+def send(command: Command) -> ResponseReturnValue:
+    """Hand the command to the worker holding the call, audit it, and answer the page."""
+    ext = current_app.extensions["hotline"]
+    try:
+        controls.send(ext["acd"].redis, command)
+        result = "sent"
+    except ControlUnavailable as exc:
+        result = exc.reason
+    with transaction(ext["db"]) as session:
+        detail = {
+            "action": command.action.value,
+            "target": command.target,
+            "seat": command.seat,
+            "command": command.id,
+            "result": result,
+        }
+        audit(
+            session,
+            "call.control",
+            actor_id=current_user.id,
+            target_type="call",
+            target_id=command.call_id,
+            detail=detail,
+        )
+    if result in UNAVAILABLE:
+        message, status = UNAVAILABLE[result]
+        return jsonify(error=message), status
+    return jsonify(id=command.id, action=command.action.value, label=ACTION_LABELS[command.action]), 202
+
+
+def _user_key() -> str:
+    return f"user:{current_user.id}" if current_user.is_authenticated else get_remote_address()
+
+
+def limit_per_user(endpoint: str) -> Any:
+    """A blueprint `record_once` hook: rate-limit the view `endpoint` per user with the app's limiter."""
+
+    def setup(state: BlueprintSetupState) -> None:
+        limiter = state.app.extensions["hotline"].get("limiter")
+        if limiter is None:
+            raise RuntimeError("register the desk after hotline.auth.init_auth (its limiter)")
+        view = state.app.view_functions[endpoint]
+        state.app.view_functions[endpoint] = limiter.limit(LIMIT, key_func=_user_key)(view)
+
+    return setup
+
+
+def too_many(_error: Exception) -> ResponseReturnValue:
+    return jsonify(error="操作过于频繁，请稍后再试"), 429

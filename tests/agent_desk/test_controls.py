@@ -1,0 +1,290 @@
+"""Call controls from the desk and the wallboard reach the softswitch worker holding the call.
+
+A real Redis pub/sub subscriber on the worker's channel stands in for the softswitch worker
+(`ivr.call_control`, outside the desk): what it receives is what the worker would carry out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from acd import callbacks
+from acd.controls import Action, Command, channel
+from acd.models import Seat
+from acd.seat_states import SeatEvent
+from acd.store import AcdStore
+from hotline.accounts import AuditEntry, Role
+from hotline.db import transaction
+from tests.agent_desk.conftest import People, staff
+
+Login = Callable[[FlaskClient, str], str]
+WORKER = "sip-worker-1@desk-test"
+
+
+@pytest.fixture
+def worker(redis_client: redis.Redis) -> Iterator[Callable[[], Command | None]]:
+    """The softswitch worker's channel: `worker()` is the next command it got (None after 2 s)."""
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel(WORKER))
+
+    def next_command(timeout: float = 2.0) -> Command | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None:
+                return Command.decode(message["data"])
+        return None
+
+    yield next_command
+    pubsub.close()
+
+
+@pytest.fixture
+def colleagues(db: sessionmaker[Session], people: People) -> dict[str, int]:
+    """A second agent at seat 8002 and a department user; the supervisor `lead` has no seat yet."""
+    with transaction(db) as session:
+        agent2 = staff("agent2", "话务员02", Role.AGENT)
+        department = staff("dept1", "住建局", Role.DEPARTMENT, department_id=people.department_id)
+        session.add_all([agent2, department])
+        session.flush()
+        session.add(
+            Seat(
+                extension="8002", name="8002座席", sip_password="x", skills={"general": 1}, agent_id=agent2.id
+            )
+        )
+        return {"agent2": agent2.id}
+
+
+def _talking(acd: AcdStore, extension: str, agent_id: int, call_id: str, worker: str = WORKER) -> None:
+    """A caller put through to the seat by the ACD, as a SIP worker's round does (no SIP here)."""
+    acd.upsert_seat(extension, {"general": 1}, agent_id=agent_id)
+    acd.seat_event(extension, SeatEvent.LOGIN)
+    acd.seat_event(extension, SeatEvent.READY)
+    acd.set_registered(extension, True)
+    acd.enqueue(call_id, "general", caller="13900000000", worker=worker)
+    assert [offer.extension for offer in acd.dispatch(worker=worker)] == [extension]
+    acd.seat_event(extension, SeatEvent.ANSWER, call_id=call_id)
+
+
+def _post(client: FlaskClient, url: str, token: str | None, body: dict[str, Any]) -> Any:
+    headers = {"X-CSRFToken": token} if token else {}
+    return client.post(url, json=body, headers=headers)
+
+
+def test_the_agents_controls_reach_the_worker_holding_its_call(
+    app: Flask,
+    login_as: Login,
+    people: People,
+    worker: Callable[[], Command | None],
+    db: sessionmaker[Session],
+) -> None:
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8001", people.agent_id, "c-1")
+    client = app.test_client()
+    token = login_as(client, "agent1")
+
+    held = _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"})
+    assert held.status_code == 202 and held.get_json()["label"] == "保持"
+    command = worker()
+    assert command is not None
+    assert (command.call_id, command.action, command.seat, command.by_user) == (
+        "c-1",
+        Action.HOLD,
+        "8001",
+        people.agent_id,
+    )
+    assert command.id == held.get_json()["id"]
+
+    # Targets: a configured queue, a typed department number, an emergency line.
+    _post(client, "/desk/api/call/transfer_queue", token, {"call_id": "c-1", "target": "enterprise"})
+    _post(client, "/desk/api/call/transfer_number", token, {"call_id": "c-1", "target": "0858-8221234"})
+    _post(client, "/desk/api/call/emergency", token, {"call_id": "c-1", "target": "119"})
+    sent = [worker(), worker(), worker()]
+    assert [(c.action, c.target) for c in sent if c] == [
+        (Action.TRANSFER_QUEUE, "enterprise"),
+        (Action.TRANSFER_NUMBER, "08588221234"),
+        (Action.EMERGENCY, "119"),
+    ]
+    refused = {
+        "transfer_queue": ("nowhere", "请选择要转入的队列"),
+        "transfer_number": ("abc", "请输入正确的转接号码（3到20位数字）"),
+        "emergency": ("12345", "紧急转接只能转 110、119、120、122"),
+    }
+    for action, (target, message) in refused.items():
+        answer = _post(client, f"/desk/api/call/{action}", token, {"call_id": "c-1", "target": target})
+        assert (answer.status_code, answer.get_json()["error"]) == (400, message)
+    unknown = _post(client, "/desk/api/call/listen", token, {"call_id": "c-1", "target": "8001"})
+    assert (unknown.status_code, unknown.get_json()["error"]) == (400, "未知的通话操作")
+    assert worker() is None  # nothing refused reached the softswitch
+
+    with db() as session:
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "call.control")).all()
+    assert [(a.actor_id, a.target_id, a.detail["action"], a.detail["result"]) for a in audited] == [
+        (people.agent_id, "c-1", action, "sent")
+        for action in ("hold", "transfer_queue", "transfer_number", "emergency")
+    ]
+
+
+def test_an_agent_cannot_act_on_another_seats_call(
+    app: Flask,
+    login_as: Login,
+    people: People,
+    colleagues: dict[str, int],
+    worker: Callable[[], Command | None],
+) -> None:
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8002", colleagues["agent2"], "c-2")
+    client = app.test_client()
+    token = login_as(client, "agent1")
+    idle = _post(client, "/desk/api/call/hang_up", token, {"call_id": "c-2"})
+    assert (idle.status_code, idle.get_json()["error"]) == (409, "您的座席当前没有通话")
+    _talking(acd, "8001", people.agent_id, "c-1")
+    other = _post(client, "/desk/api/call/hang_up", token, {"call_id": "c-2"})
+    assert (
+        other.status_code == 409 and other.get_json()["error"] == "该通话已不是当前通话，请以页面最新状态为准"
+    )
+    assert worker() is None
+    assert acd.seat("8002").call_id == "c-2"  # the colleague's call goes on
+
+
+def test_without_the_worker_or_the_call_the_desk_says_so(
+    app: Flask, login_as: Login, people: People, redis_client: redis.Redis
+) -> None:
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8001", people.agent_id, "c-1", worker="sip-worker-9@gone")  # nobody listens there
+    client = app.test_client()
+    token = login_as(client, "agent1")
+    gone = _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"})
+    assert (gone.status_code, gone.get_json()["error"]) == (503, "软交换暂时不可用，请稍后再试")
+    # The caller hangs up: the seat is in wrap-up and has nothing left to hold.
+    acd.leave("c-1", wrap_up_s=30)
+    over = _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"})
+    assert (over.status_code, over.get_json()["error"]) == (409, "您的座席当前没有通话")
+
+
+def test_call_controls_need_an_agent_a_login_and_the_csrf_token(
+    app: Flask,
+    login_as: Login,
+    people: People,
+    colleagues: dict[str, int],
+    worker: Callable[[], Command | None],
+) -> None:
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8001", people.agent_id, "c-1")
+    # The agent logged out (another tab, say) and the page still holds the session's token.
+    gone = app.test_client()
+    gone_token = login_as(gone, "agent1")
+    gone.post("/logout", data={"csrf_token": gone_token})
+    logged_out = _post(gone, "/desk/api/call/hang_up", gone_token, {"call_id": "c-1"})
+    assert logged_out.status_code == 302 and "/login" in logged_out.headers["Location"]
+    department = app.test_client()
+    token = login_as(department, "dept1")
+    assert _post(department, "/desk/api/call/hang_up", token, {"call_id": "c-1"}).status_code == 403
+    assert (
+        _post(department, "/wallboard/api/supervise/listen", token, {"extension": "8001"}).status_code == 403
+    )
+    agent = app.test_client()
+    login_as(agent, "agent1")
+    no_token = _post(agent, "/desk/api/call/hang_up", None, {"call_id": "c-1"})
+    assert no_token.status_code == 400 and "表单已过期" in no_token.get_json()["error"]
+    assert worker() is None
+
+
+def test_a_stuck_page_is_slowed_down(app: Flask, login_as: Login) -> None:
+    client = app.test_client()
+    token = login_as(client, "agent1")
+    codes = [_post(client, "/desk/api/call/hold", token, {"call_id": "x"}).status_code for _ in range(31)]
+    assert codes[:30] == [409] * 30
+    last = _post(client, "/desk/api/call/hold", token, {"call_id": "x"})
+    assert (last.status_code, last.get_json()["error"]) == (429, "操作过于频繁，请稍后再试")
+
+
+def test_a_supervisor_listens_whispers_and_barges_from_its_own_seat(
+    app: Flask,
+    login_as: Login,
+    people: People,
+    db: sessionmaker[Session],
+    worker: Callable[[], Command | None],
+) -> None:
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8001", people.agent_id, "c-1")
+    lead = app.test_client()
+    token = login_as(lead, "lead")
+
+    # No seat of its own yet: the softswitch would have no phone to ring.
+    state = lead.get("/wallboard/api/state").get_json()
+    assert state["own_extension"] is None
+    assert [s["call_id"] for s in state["seats"]] == ["c-1"]
+    seatless = _post(lead, "/wallboard/api/supervise/listen", token, {"extension": "8001", "call_id": "c-1"})
+    assert (seatless.status_code, seatless.get_json()["error"]) == (409, "请先为班长分配座席分机")
+    assert worker() is None
+
+    with transaction(db) as session:
+        session.add(
+            Seat(extension="8009", name="班长席", sip_password="x", skills={}, agent_id=people.lead_id)
+        )
+    assert lead.get("/wallboard/api/state").get_json()["own_extension"] == "8009"
+    for action in ("listen", "whisper", "barge", "stop_listening"):
+        answer = _post(
+            lead, f"/wallboard/api/supervise/{action}", token, {"extension": "8001", "call_id": "c-1"}
+        )
+        assert answer.status_code == 202
+        command = worker()
+        assert command is not None
+        assert (command.call_id, command.action.value, command.target, command.by_user) == (
+            "c-1",
+            action,
+            "8009",
+            people.lead_id,
+        )
+    own = _post(lead, "/wallboard/api/supervise/listen", token, {"extension": "8009", "call_id": "c-1"})
+    assert (own.status_code, own.get_json()["error"]) == (409, "不能监听自己座席的通话")
+    with db() as session:
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.actor_id == people.lead_id)).all()
+    assert [a.detail["action"] for a in audited if a.action == "call.control"] == [
+        "listen",
+        "whisper",
+        "barge",
+        "stop_listening",
+    ]
+
+    agent = app.test_client()
+    agent_token = login_as(agent, "agent1")
+    body = {"extension": "8001", "call_id": "c-1"}
+    assert _post(agent, "/wallboard/api/supervise/listen", agent_token, body).status_code == 403
+
+
+def test_the_desk_lists_pending_callbacks_with_masked_numbers(
+    app: Flask, login_as: Login, db: sessionmaker[Session]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with transaction(db) as session:
+        missed = callbacks.book(
+            session, "13912345678", "m-1", callbacks.CallbackReason.ABANDONED_QUEUE, now=now
+        )
+        asked = callbacks.book(session, "13687654321", "m-2", callbacks.CallbackReason.VIRTUAL_HOLD, now=now)
+        done = callbacks.book(session, "13500000000", "m-3", callbacks.CallbackReason.ABANDONED_IVR, now=now)
+        assert missed and asked and done
+        session.flush()
+        callbacks.move(asked, callbacks.CallbackStatus.DIALLING, now=now)
+        callbacks.move(done, callbacks.CallbackStatus.CANCELLED, now=now)
+    client = app.test_client()
+    login_as(client, "agent1")
+    tasks = client.get("/desk/api/callbacks").get_json()["tasks"]
+    assert [(t["caller"], t["status"], t["reason"], t["attempts"]) for t in tasks] == [
+        ("136****4321", "回拨中", "市民预约回拨", 1),  # asked: due at once
+        ("139****5678", "待回拨", "排队时挂机", 0),  # missed: due two minutes later
+    ]
+    local = (now + callbacks.FIRST_TRY_AFTER).astimezone(dt.timezone(dt.timedelta(hours=8)))
+    assert tasks[1]["due"] == local.strftime("%m-%d %H:%M")
+    assert "13912345678" not in client.get("/desk/api/callbacks").get_data(as_text=True)
