@@ -128,6 +128,7 @@ def test_a_real_call_pops_on_the_desk_survives_a_reload_and_its_ticket_reaches_t
     expect(agent.locator("#seat-state")).to_have_text("通话中", timeout=15_000)
     assert seat_phone.expect("incoming").startswith("incoming")
     expect(agent.locator("#pop-caller")).to_have_text(CITIZEN)
+    expect(agent.locator("#pop-path")).to_contain_text("按键 0（转人工）")
     expect(agent.locator("#pop-history")).to_contain_text(people.earlier)
     expect(agent.locator("#pop-history")).to_contain_text("油烟扰民")
     expect(agent.locator("#ticket-phone")).to_have_value(CITIZEN)
@@ -149,6 +150,17 @@ def test_a_real_call_pops_on_the_desk_survives_a_reload_and_its_ticket_reaches_t
     for name in ("签入", "示闲", "示忙", "签出"):
         expect(agent.get_by_role("button", name=name)).to_be_disabled()
     agent.screenshot(path=artifacts / "5-desk-reloaded-mid-call.png", full_page=True)
+
+    # The agent puts the citizen on hold from the desk: the worker holding the call does it, the
+    # seat shows held and the toast says so; Alt+U brings the citizen back.
+    agent.get_by_role("button", name="保持").click()
+    expect(agent.locator("#toasts")).to_contain_text("通话已保持", timeout=10_000)
+    expect(agent.locator("#seat-state")).to_have_text("保持")
+    expect(seat_row).to_contain_text("保持")
+    agent.screenshot(path=artifacts / "5a-desk-on-hold.png", full_page=True)
+    agent.keyboard.press("Alt+u")
+    expect(agent.locator("#toasts")).to_contain_text("已恢复通话", timeout=10_000)
+    expect(agent.locator("#seat-state")).to_have_text("通话中")
 
     # The agent writes the ticket and dispatches it while the citizen is on the line.
     form = agent.locator("#ticket-form")
