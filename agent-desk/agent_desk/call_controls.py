@@ -9,7 +9,7 @@ checked, every command sent (or found undeliverable) is audited, and refusals ar
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from flask import current_app, jsonify
@@ -161,7 +161,7 @@ def _user_key() -> str:
     return f"user:{current_user.id}" if current_user.is_authenticated else get_remote_address()
 
 
-def limit_per_user(endpoint: str) -> Any:
+def limit_per_user(endpoint: str) -> Callable[[BlueprintSetupState], None]:
     """A blueprint `record_once` hook: rate-limit the view `endpoint` per user with the app's limiter."""
 
     def setup(state: BlueprintSetupState) -> None:
