@@ -15,6 +15,9 @@ Actions (who may send them is the desk's business, see agent_desk):
   stored on the CDR (`calls.survey_score`) and, later, on the ticket made from the call;
 - transfer_queue (`target` a queue): the agent leaves, the caller waits in that queue, ahead of
   callers who came later;
+- transfer_seat (`target` a colleague's extension): refused (`seat_busy`) unless that seat is
+  ready with its phone registered; then the agent leaves and the caller is offered to that seat
+  first (if it does not answer, the caller keeps its place in the queue for the next seat);
 - transfer_number (`target` a number, e.g. a department hotline) and emergency (`target` one
   of `settings.emergency_numbers`): the number is called and joined to the call (三方通话); the
   agent stays until `drop_agent`;
@@ -45,6 +48,7 @@ class Action(enum.StrEnum):
     HANG_UP = "hang_up"
     SURVEY = "survey"
     TRANSFER_QUEUE = "transfer_queue"
+    TRANSFER_SEAT = "transfer_seat"
     TRANSFER_NUMBER = "transfer_number"
     EMERGENCY = "emergency"
     DROP_AGENT = "drop_agent"
@@ -57,6 +61,7 @@ class Action(enum.StrEnum):
 # What each action needs in `target`.
 NEEDS_TARGET = {
     Action.TRANSFER_QUEUE,
+    Action.TRANSFER_SEAT,
     Action.TRANSFER_NUMBER,
     Action.EMERGENCY,
     Action.LISTEN,

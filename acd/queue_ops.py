@@ -20,10 +20,11 @@ from acd.records import (
     Seat,
     call_key,
     queue_key,
+    seat_from,
     seat_key,
 )
 from acd.routing import Strategy, WaitingCall, call_order, choose_seat
-from acd.seat_states import SeatState
+from acd.seat_states import SeatState, SeatTransitionError
 
 if TYPE_CHECKING:
     import redis
@@ -244,6 +245,40 @@ class QueueOps:
                     )
                 )
         return offers
+
+    def offer_to(self, call_id: str, extension: str) -> Offer:
+        """Offer a waiting caller to one named seat (an agent's transfer to a colleague), atomically.
+
+        `SeatTransitionError` if that seat is not ready with a registered phone or the caller is
+        not waiting; the caller then keeps its place in the queue for whoever is next.
+        """
+
+        def decide(pipe: Any) -> Offer:
+            raw_seat = pipe.hgetall(seat_key(extension))
+            raw_call = pipe.hgetall(call_key(call_id))
+            if not raw_seat:
+                raise KeyError(f"no seat {extension}")
+            seat = seat_from(extension, raw_seat)
+            if seat.state is not SeatState.READY or not seat.registered:
+                raise SeatTransitionError(f"seat {extension} cannot take a call now ({seat.state.value})")
+            if not raw_call or raw_call.get("state") != "waiting":
+                raise SeatTransitionError(f"call {call_id} is not waiting")
+            offer = Offer(call_id, extension, raw_call["queue"])
+            pipe.multi()
+            pipe.zrem(queue_key(offer.queue), call_id)
+            pipe.hset(call_key(call_id), mapping={"state": "offered", "seat": extension})
+            pipe.hset(
+                seat_key(extension),
+                mapping={"state": SeatState.OFFERED.value, "since": repr(self.clock()), "call_id": call_id},
+            )
+            return offer
+
+        offer: Offer = self._atomically(decide)
+        if self.on_change:
+            self.on_change(
+                Change(extension, SeatState.READY, SeatState.OFFERED, "transfer", self.clock(), call_id)
+            )
+        return offer
 
     @staticmethod
     def _match(

@@ -9,6 +9,7 @@ and `error` when not ok) for the sender and the supervisors:
     no_call        the call is not bridged in this worker (over, or still waiting)
     not_your_call  the command names a seat that is not the one on the call
     not_allowed    the seat's state does not allow it (hold while held, a second supervisor...)
+    seat_busy      the colleague a call is transferred to is not ready (or its phone is off)
     no_room        no free leg in this worker for another party (see `LegTable.can_add_party`)
     bad_target     an emergency number that is not configured, a number that is not a number
     failed         the other party could not be reached (busy, no answer, no trunk)
@@ -21,6 +22,8 @@ What each action does to the media (the conference bridge of this worker):
   stored on the CDR (`calls.survey_score`), then `survey_thanks` and the goodbye.
 - transfer_queue: the agent's leg ends and the caller waits in the target queue with its first
   queue entry time, so it goes ahead of callers who came later.
+- transfer_seat: the colleague's seat must be ready; then the agent's leg ends and the caller is
+  queued again and offered to that seat first (`AcdStore.offer_to`).
 - transfer_number / emergency: the number is called through the trunk (a `sip:` URI directly)
   and, once it answers, joined to both (三方通话); its leg is recorded as `party`. drop_agent
   then leaves the caller with the department; when that party hangs up, the caller hears the
@@ -41,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import redis
 
 from acd.controls import RESULT_EVENT, Action, Command, channel, result_rooms
-from acd.seat_states import SeatEvent
+from acd.seat_states import SeatEvent, SeatState
 from hotline import bus
 from ivr import cdr
 from ivr.legs import Leg, LegEvent, LegKind, TransitionError
@@ -75,8 +78,9 @@ class TalkOwner(Protocol):
     @property
     def playback(self) -> Playback: ...
 
-    def requeue(self, queue: str) -> None:
-        """Wait in `queue` again, keeping the first entry time; the agent has left."""
+    def requeue(self, queue: str, prefer: str = "") -> None:
+        """Wait in `queue` (or the same queue) again, keeping the first entry time, offered to seat
+        `prefer` first if it is still ready; the agent has left."""
 
     def finish(self) -> None:
         """Nobody is left for the caller: the goodbye, then the hotline hangs up."""
@@ -170,6 +174,8 @@ class Talk:
             self._agent_leaves(command, "survey")
         elif action is Action.TRANSFER_QUEUE:
             self._agent_leaves(command, "queue", command.target)
+        elif action is Action.TRANSFER_SEAT:
+            self._transfer_to_seat(command)
         elif action in (Action.TRANSFER_NUMBER, Action.EMERGENCY):
             self._call_party(command)
         elif action is Action.DROP_AGENT:
@@ -232,6 +238,25 @@ class Talk:
         self.seat.leg.hangup()  # SeatCall wraps the seat up, then the owner asks `agent_left`
         self.controls.reply(command)
 
+    def _transfer_to_seat(self, command: Command) -> None:
+        extension = command.target
+        if extension == self.seat.extension or self.agent_gone:
+            self.controls.reply(command, "not_allowed")
+            return
+        ctx = self.ctx
+
+        def checked(seat: Any) -> None:
+            if seat.state is not SeatState.READY or not seat.registered:
+                self.controls.reply(command, "seat_busy")
+            else:
+                self._agent_leaves(command, "seat", extension)
+
+        ctx.offload.redis(
+            lambda: ctx.acd().seat(extension),
+            on_done=checked,
+            on_error=lambda _exc: self.controls.reply(command, "bad_target"),
+        )
+
     def agent_left(self) -> bool:
         """The agent's leg is gone; True if the call goes on here without the owner's goodbye."""
         self.agent_gone = True
@@ -244,11 +269,15 @@ class Talk:
             self.survey = Survey(self)
             self.survey.start()
             return True
-        if self.after_agent == "queue":
+        if self.after_agent in ("queue", "seat"):
             self._hang_up_others()
             self.controls.forget(self)
-            self.side.note(transfer="queue", queue=self.after_target)
-            self.owner.requeue(self.after_target)
+            if self.after_agent == "queue":
+                self.side.note(transfer="queue", queue=self.after_target)
+                self.owner.requeue(self.after_target)
+            else:
+                self.side.note(transfer="seat", seat=self.after_target)
+                self.owner.requeue("", prefer=self.after_target)
             return True
         if self.party is not None and self.party.connected:
             self._connect_supervisor()

@@ -15,11 +15,13 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from acd.seat_states import SeatTransitionError
 from ivr import cdr
 from ivr.flow import WALLBOARD_ROOMS
 from ivr.seat_call import SeatCall
 
 if TYPE_CHECKING:
+    from acd.store import Offer
     from ivr.call_control import Talk
     from ivr.context import IvrContext
     from ivr.dialer import OutboundCall
@@ -86,18 +88,34 @@ class CallbackCall:
     def _notice_played(self) -> None:
         self._enqueue()
 
-    def _enqueue(self) -> None:
-        """In the queue at the place the task kept, with "please hold" in a loop meanwhile."""
+    def _enqueue(self, prefer: str = "") -> None:
+        """In the queue at the place the task kept, with "please hold" in a loop meanwhile; offered
+        to seat `prefer` at once if it is ready (an agent's transfer to a colleague)."""
         if self.entered_at is None:
             self.entered_at = time.time()  # the ACD's clock; kept if the agent transfers the call
         ctx, call_id = self.ctx, self.info.call_id
         caller, queue, entered_at, worker = self.info.caller, self.queue, self.entered_at, ctx.record_name
+
+        def work() -> Offer | None:
+            acd = ctx.acd()
+            acd.enqueue(call_id, queue, caller=caller, worker=worker, entered_at=entered_at)
+            if not prefer:
+                return None
+            try:
+                return acd.offer_to(call_id, prefer)
+            except (SeatTransitionError, KeyError):
+                return None  # taken meanwhile: the caller waits for the next seat
+
         ctx.offload.redis(
-            lambda: ctx.acd().enqueue(call_id, queue, caller=caller, worker=worker, entered_at=entered_at),
-            on_done=lambda _position: self._wait(),
-            on_error=lambda exc: self._give_up(f"not queued: {exc}"),
+            work, on_done=self._queued, on_error=lambda exc: self._give_up(f"not queued: {exc}")
         )
         self._hold()
+
+    def _queued(self, offer: Offer | None) -> None:
+        self._wait()
+        link = self.ctx.seat_link
+        if offer is not None and link is not None and not self.ended:
+            link.deliver(offer)
 
     def _recording(self, ref: cdr.RecordingRef) -> None:
         if self.ctx.transcripts is not None:
@@ -182,11 +200,12 @@ class CallbackCall:
         if not self.ended:
             self.call.playback.play(["goodbye"], on_done=self._hang_up)
 
-    def requeue(self, queue: str) -> None:
-        """Transferred to `queue` by the agent: waiting again at the place the task kept."""
+    def requeue(self, queue: str, prefer: str = "") -> None:
+        """Transferred by the agent: waiting again (in `queue`, or the same one) at the place the
+        task kept, offered to seat `prefer` first if it is still ready."""
         self.seat, self.talk, self.talking = None, None, False
-        self.queue = queue
-        self._enqueue()
+        self.queue = queue or self.queue
+        self._enqueue(prefer)
 
     def on_end(self) -> None:
         """The citizen hung up (or the agent did and the goodbye was said)."""

@@ -46,6 +46,7 @@ class Tuning:
     # Longer than any ring timeout a worker may use (`acd_ring_timeout_s` is at most 120 s).
     seat_ring_limit_ms: int = 130_000
     ping_interval_s: int = 2
+    dialog_ka_interval_s: int = 30  # the dialog module's lowest
     pike_unit_s: int = 2
     pike_density: int = 100
     pike_remove_latency_s: int = 10

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from acd import callbacks
 from acd.callbacks import CallbackReason
 from acd.models import Disposition
-from acd.store import QueueUnavailable
+from acd.seat_states import SeatTransitionError
+from acd.store import Offer, QueueUnavailable
 from hotline.db import transaction
 from ivr import cdr
 from ivr.menu import DEFAULT_QUEUE, Action, ActionKind
@@ -97,13 +98,15 @@ class QueueWait:
         self._enqueue()
         self._round()
 
-    def _enqueue(self) -> None:
+    def _enqueue(self, prefer: str = "", admit: bool = True) -> None:
+        """Into the queue (Redis thread); offered to seat `prefer` at once if it is ready. A caller
+        an agent transferred (`admit=False`) is not turned away by `acd_max_waiting`."""
         ctx, info, times = self.flow.ctx, self.flow.info, self._times()
-        max_waiting = times.max_waiting if times is not None else None
+        max_waiting = times.max_waiting if times is not None and admit else None
         aht = times.default_aht_s if times is not None else 180.0
         queue, entered_at = self.queue, self.entered_at
 
-        def work() -> tuple[int, float]:
+        def work() -> tuple[int, float, Offer | None]:
             acd = ctx.acd()
             position = acd.enqueue(
                 info.call_id,
@@ -113,7 +116,13 @@ class QueueWait:
                 max_waiting=max_waiting,
                 entered_at=entered_at,
             )
-            return position, acd.expected_wait(info.call_id, aht)
+            offer = None
+            if prefer:
+                try:
+                    offer = acd.offer_to(info.call_id, prefer)
+                except (SeatTransitionError, KeyError) as exc:
+                    log.info("call %s: not offered to seat %s: %s", info.call_id, prefer, exc)
+            return position, acd.expected_wait(info.call_id, aht), offer
 
         ctx.offload.redis(work, on_done=self._queued, on_error=self._not_queued)
 
@@ -126,13 +135,16 @@ class QueueWait:
             self._unavailable(exc.reason)
         # Otherwise Redis is down: tried again at the next round.
 
-    def _queued(self, found: tuple[int, float]) -> None:
+    def _queued(self, found: tuple[int, float, Offer | None]) -> None:
         if self.flow.ended or self.gone:
-            return
-        position, self.expected_s = found
+            return  # an offer made meanwhile is given back by the SeatLink (no caller here)
+        position, self.expected_s, offer = found
         self.queued, self.position = True, position
         self.flow.publish("call.queued", queue=self.queue, position=position, caller=self.flow.info.caller)
         self._wait_for_seat()
+        link = self.flow.ctx.seat_link
+        if offer is not None and link is not None:
+            link.deliver(offer)
 
     def _wait_for_seat(self) -> None:
         link = self.flow.ctx.seat_link
@@ -231,15 +243,16 @@ class QueueWait:
         if not self.flow.ended:
             self.flow.leave(Action(ActionKind.HANGUP, prompt="goodbye"))
 
-    def requeue(self, queue: str) -> None:
-        """Transferred to `queue` by the agent: waiting again, ahead of callers who came later."""
+    def requeue(self, queue: str, prefer: str = "") -> None:
+        """Transferred by the agent: waiting again in `queue` (or the same one), ahead of callers
+        who came later, and offered to seat `prefer` first if it is still ready."""
         from ivr.flow import FlowState
 
         self.seat, self.talk, self.talking = None, None, False
-        self.queue = queue or DEFAULT_QUEUE
+        self.queue = queue or self.queue
         self.flow.move(FlowState.QUEUED)
-        self.flow.publish("call.transferred", queue=self.queue, caller=self.flow.info.caller)
-        self._enqueue()
+        self.flow.publish("call.transferred", queue=self.queue, seat=prefer, caller=self.flow.info.caller)
+        self._enqueue(prefer, admit=False)
         self._round()
 
     # Leaving the queue: a message, a callback, or the fallback ------------------------------

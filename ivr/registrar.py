@@ -20,12 +20,14 @@ and everything is pushed again once it answers.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -179,6 +181,60 @@ class RegistrarSync:
                 self.store.set_registered(extension, now)
 
 
+def dialogs(listing: str) -> list[dict[str, str]]:
+    """The dialogs in `kamcmd dlg.profile_list` output: their fields (h_entry, h_id, start_ts...)."""
+    found: list[dict[str, str]] = []
+    for line in listing.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        if key == "h_entry":
+            found.append({})
+        if found:
+            found[-1].setdefault(key, value.strip())
+    return found
+
+
+class WorkerRestarts:
+    """Ends, through Kamailio, the calls a worker's previous run left when it was killed.
+
+    A killed worker sends no BYE: its caller and the seat phone it had rung stay in a silent call.
+    Kamailio tracks each worker's calls in the dialog profile "worker" (its address); when a
+    worker's heartbeat shows a new start time, the dialogs of that address that began before it
+    are ended (`dlg.end_dlg`: BYE to both sides). A worker that is down and not restarted is
+    Kamailio's own business (its probe, `event_route[dispatcher:dst-down]`); a heartbeat that is
+    merely missing (Redis unreachable) ends nothing.
+    """
+
+    def __init__(self, client: Any, rpc: Rpc) -> None:
+        self.client = client
+        self.rpc = rpc
+        self.started: dict[str, float] = {}  # worker name -> start time of the run we know
+
+    def round(self) -> None:
+        from hotline import bus
+
+        for name, fields in bus.alive(self.client, "sip").items():
+            started, address = float(fields.get("started") or 0), str(fields.get("address") or "")
+            before = self.started.get(name)
+            self.started[name] = started
+            if before is not None and started > before and address:
+                self.end_calls(name, address, started)
+
+    def end_calls(self, name: str, address: str, before: float) -> int:
+        listing = self.rpc([f"dlg.profile_list worker s:{address}"])
+        ended = 0
+        for dialog in dialogs(listing):
+            start = float(dialog.get("start_ts") or 0)
+            # Whole seconds: a call of the new run in its first second is left alone.
+            if dialog.get("h_entry") and dialog.get("h_id") and 0 < start < math.floor(before):
+                self.rpc([f"dlg.end_dlg {dialog['h_entry']} {dialog['h_id']}"])
+                ended += 1
+        if ended:
+            log.warning("registrar: %s restarted; ended %d call(s) its previous run left", name, ended)
+        return ended
+
+
 def run(settings: Settings, stop: threading.Event | None = None) -> int:
     """`hotline registrar`: the loop above until SIGTERM/SIGINT (or `stop`)."""
     import signal
@@ -198,6 +254,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     sync = RegistrarSync(settings, factory, store, kamcmd(settings))
     # One loop per Kamailio is also the right place to dial callback tasks (docs/acd.md).
     placer = CallbackPlacer(factory, store, client)
+    restarts = WorkerRestarts(client, sync.rpc)
     log.info("registrar: seat credentials to %s, registrations to the ACD", sync.path)
     failing = False
     try:
@@ -205,6 +262,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             try:
                 sync.round()
                 placer.round()
+                restarts.round()
                 failing = False
             except Exception as exc:
                 # Once with the traceback; then one line a round until it works again.

@@ -127,6 +127,10 @@ class SeatLink:
             self._calls[call_id] = extension
         self._kick.set()
 
+    def deliver(self, offer: Offer) -> None:
+        """An offer made for one of this worker's callers outside a round (a transfer to a seat)."""
+        self._deliver(offer)
+
     def _deliver(self, offer: Offer) -> None:
         waiter = self._waiters.get(offer.call_id)
         if waiter is None:

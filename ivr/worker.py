@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from types import FrameType
 from typing import Any
 
@@ -100,6 +101,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     legs = LegTable(settings.sip_legs_per_worker)
     address = f"{settings.sip_host}:{config.sip_port}"
     pid = os.getpid()
+    started = time.time()
     prompt_folder = (settings.prompts_dir or prompts.default_prompts_dir()) / "audio" / prompts.DEFAULT_LANG
     book = PromptBook(prompt_folder, extra=ensure_tones(settings.run_dir / "tones"))
     if GREETING not in book:
@@ -110,7 +112,14 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     def status() -> dict[str, Any]:
         # Read from the reporter thread: small ints, consistent enough for a 1-s heartbeat.
         wrappers = edge.wrapper_counts() if edge is not None else {}
-        return {"address": address, "legs": len(legs), "free_legs": legs.free, "pid": pid, **wrappers}
+        return {
+            "address": address,
+            "legs": len(legs),
+            "free_legs": legs.free,
+            "pid": pid,
+            "started": started,  # the registrar ends calls a previous run of this worker left
+            **wrappers,
+        }
 
     reporter = Reporter(settings.effective_redis_url, "sip", name, status)
     ctx = IvrContext(

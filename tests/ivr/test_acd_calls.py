@@ -4,8 +4,10 @@ the ACD offers them to seats in longest-idle order, the worker bridges and recor
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,9 +19,10 @@ from acd import callbacks
 from acd.callbacks import CallbackReason, CallbackStatus, CallbackTask
 from acd.models import Disposition, Seat
 from acd.seat_states import SeatEvent, SeatState
+from hotline import bus
 from hotline.db import transaction, utcnow
 from hotline.settings import Settings
-from ivr import kamailio
+from ivr import kamailio, registrar
 from tests.ivr.centre import CALLER_HZ, SEAT_HZ
 from tests.ivr.lab import Phone, cdr, closed, event, pitch, recordings, tone_share
 
@@ -176,9 +179,11 @@ def test_the_agent_hanging_up_first_and_a_worker_killed_mid_call_leave_no_seat_s
     assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=10)
 
     # The worker holding a bridged call is killed, then restarted: it closes the call as
-    # answered (the agent did talk) and the seat goes through wrap-up to ready.
+    # answered (the agent did talk) and the seat goes through wrap-up to ready. Kamailio ends the
+    # dead worker's calls: neither phone is left in a silent call.
     caller2, call2 = centre.caller("13800000022")
     answered = event(lab, "call.answered", timeout=15, call_id=call2)
+    assert seat.expect("media")
     index = int(answered["worker"].rsplit("-", 1)[1])
     centre.workers[index].proc.kill()
     centre.workers[index].proc.wait()
@@ -188,6 +193,29 @@ def test_the_agent_hanging_up_first_and_a_worker_killed_mid_call_leave_no_seat_s
     assert any(step.get("event") == "worker_lost" for step in row.ivr_path)
     assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=10)
     assert not centre.stuck() and acd.waiting("general") == []
+    assert seat.expect("disconnected", timeout=15) and caller2.expect("disconnected", timeout=5)
+
+
+def test_a_worker_restart_seen_in_its_heartbeat_ends_the_calls_its_previous_run_left_in_kamailio(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab = centre.softswitch
+    seat = centre.seat_phone("8001")
+    centre.ready("8001")
+    caller, call_id = centre.caller("13800000023")
+    answered = event(lab, "call.answered", timeout=15, call_id=call_id)
+    assert seat.expect("media")
+    restarts = registrar.WorkerRestarts(lab.redis, registrar.kamcmd(lab.settings))
+    restarts.round()  # every worker as it runs now: nothing to end
+    lab.wait_for(lambda: False, timeout=1.0)
+    assert centre.acd.seat("8001").state is SeatState.TALKING
+    name = answered["worker"].split("@")[0]
+    key = f"{bus.HEARTBEAT_PREFIX}:sip:{name}"
+    # As if the worker had been killed and started again (its heartbeat says so): the calls its
+    # "previous run" holds in Kamailio end with a BYE to the seat phone and to the caller.
+    lab.redis.hset(key, "started", json.dumps(time.time() + 2))
+    restarts.round()
+    assert seat.expect("disconnected", timeout=10) and caller.expect("disconnected", timeout=5)
 
 
 def test_waiting_callers_hear_the_wait_may_leave_a_message_or_be_called_back_and_get_the_fallback(

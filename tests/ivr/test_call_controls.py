@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from acd import controls
 from acd.controls import Action, Command, ControlUnavailable
 from acd.models import Disposition, Seat
-from acd.seat_states import SeatState
+from acd.seat_states import SeatEvent, SeatState
 from hotline.db import transaction
 from hotline.settings import Settings
 from ivr import kamailio
@@ -145,7 +145,7 @@ def test_a_supervisor_listens_then_whispers_to_the_agent_alone(
     assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
 
 
-def test_a_department_joins_the_call_the_agent_leaves_it_and_a_transfer_puts_a_caller_in_another_queue(
+def test_a_department_joins_the_call_the_agent_leaves_it_and_transfers_go_to_a_queue_and_a_colleague(
     centre: Centre, db: sessionmaker[Session]
 ) -> None:
     lab, acd = centre.softswitch, centre.acd
@@ -189,9 +189,24 @@ def test_a_department_joins_the_call_the_agent_leaves_it_and_a_transfer_puts_a_c
         ),
         timeout=15,
     ), answered
-    assert centre.seat_phones["8002"].expect("incoming")
+    seat2 = centre.seat_phones["8002"]
+    assert seat2.expect("incoming")
+
+    # To a named colleague: refused while that seat is not ready, then offered to it directly.
+    assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=10)
+    acd.seat_event("8001", SeatEvent.NOT_READY, reason="break")
+    assert control(centre, call2, Action.TRANSFER_SEAT, "8001", seat="8002")["error"] == "seat_busy"
+    acd.seat_event("8001", SeatEvent.READY)
+    assert control(centre, call2, Action.TRANSFER_SEAT, "8001", seat="8002")["ok"] is True
+    assert seat2.expect("disconnected") and seat1.expect("incoming")
+    assert lab.wait_for(
+        lambda: [e.data["seat"] for e in lab.events("call.answered") if e.data["call_id"] == call2]
+        == ["8001", "8002", "8001"],
+        timeout=15,
+    )
     caller2.send("hangup")
     caller2.expect("closed")
     row2 = closed(db, lab, call2)
     assert {"node": "entry", "transfer": "queue", "queue": "general"} in row2.ivr_path
+    assert {"node": "entry", "transfer": "seat", "seat": "8001"} in row2.ivr_path
     assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
