@@ -12,7 +12,7 @@ Actions (who may send them is the desk's business, see agent_desk):
 - hold / resume: the caller hears hold music, the seat is `held`; resume bridges them again;
 - hang_up: the agent ends the call (the caller hears the goodbye first);
 - survey: the agent leaves (wrap-up) and the caller is asked for a rating by key (1/2/3),
-  stored on the CDR (`calls.survey_score`) and, later, on the ticket made from the call;
+  stored on the CDR (`calls.survey_score`) and shown on the ticket written from the call;
 - transfer_queue (`target` a queue): the agent leaves, the caller waits in that queue, ahead of
   callers who came later;
 - transfer_seat (`target` a colleague's extension): refused (`seat_busy`) unless that seat is

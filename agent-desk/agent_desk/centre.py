@@ -17,6 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd.models import Call
 from hotline.accounts import Role, audit, require_role
 from hotline.db import transaction, utcnow
 from recordings import transcripts
@@ -117,8 +118,17 @@ def _page(session: Session, ticket: Ticket, status: int = 200) -> ResponseReturn
         size_label=attachments.size_label,
         # What was said on the call the ticket was written from (智能填单), both speakers.
         transcript=transcripts.for_call(session, ticket.call_id) if ticket.call_id else [],
+        # The caller's key in the after-call survey (按键评价) of that call, if the agent sent them.
+        survey=SURVEY_LABELS.get(
+            session.scalar(select(Call.survey_score).where(Call.call_id == ticket.call_id)) or 0, ""
+        )
+        if ticket.call_id
+        else "",
     )
     return page, status
+
+
+SURVEY_LABELS = {1: "满意", 2: "基本满意", 3: "不满意"}  # ivr.call_control.SURVEY_KEYS
 
 
 @centre_bp.get("/tickets/<number>")

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd.models import Call
 from hotline.accounts import AuditEntry
 from hotline.db import transaction
 from tickets import dispatch
@@ -189,3 +190,16 @@ def test_departments_and_strangers_cannot_open_the_centre(
     assert login("root").get("/centre/").status_code == 403
     stranger = login("agent1").application.test_client()
     assert stranger.get("/centre/").status_code in (302, 401)
+
+
+def test_the_ticket_shows_the_callers_key_in_the_survey_after_the_call_it_was_written_from(
+    login: Login, make_ticket: Callable[..., str], db: sessionmaker[Session]
+) -> None:
+    number = make_ticket("housing", call_id="call-with-survey")
+    agent = login("agent1")
+    assert "通话评价" not in agent.get(f"/centre/tickets/{number}").get_data(as_text=True)  # no CDR yet
+    with transaction(db) as session:
+        now = dt.datetime.now(dt.UTC)
+        session.add(Call(call_id="call-with-survey", caller="13800001234", arrived_at=now, survey_score=3))
+    page = agent.get(f"/centre/tickets/{number}").get_data(as_text=True)
+    assert re.search(r'<dd id="call-survey">不满意</dd>', page), page
