@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import COOKIE_NAME, LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -97,6 +97,23 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
         ],
     )
     confirm = PasswordField("确认新密码", validators=[EqualTo("new", message="两次输入的新密码不一致")])
+
+
+class _LoginManager(LoginManager):  # type: ignore[misc]
+    """Flask-Login with its "strong" session protection kept for sessions that hold a login.
+
+    A citizen's portal session (a CSRF token, the tickets looked up) holds none. Checked anyway,
+    Flask-Login found no fingerprint in it, marked it for clearing and so re-signed and re-sent
+    the session cookie, and a remember-me deletion, on every public request (a quarter of a
+    look-up's cost; docs/benchmarks.md). Sessions with a login, or a remember-me cookie, are
+    checked exactly as before.
+    """
+
+    def _session_protection_failed(self) -> bool:
+        remember = current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME)
+        if "_user_id" not in session and remember not in request.cookies:
+            return False
+        return bool(super()._session_protection_failed())
 
 
 def _db() -> sessionmaker[Session]:
@@ -182,7 +199,7 @@ def password() -> ResponseReturnValue:
 
 def init_auth(app: Flask, factory: sessionmaker[Session], storage_uri: str) -> Limiter:
     """Wire Flask-Login, the login blueprint, the rate limiter and the password-change gate."""
-    manager = LoginManager()
+    manager = _LoginManager()
     manager.init_app(app)
     manager.login_view = "auth.login"
     manager.login_message = "请先登录"

@@ -18,6 +18,7 @@ from flask import Flask, Response, jsonify
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from acd.history import ChangeRecorder
@@ -36,6 +37,14 @@ CSP = (
 )
 
 log = logging.getLogger(__name__)
+
+# The web's connection pool: no pre-ping (a round trip on every checkout, so on every request:
+# a tenth of the public look-up's time on PostgreSQL, docs/benchmarks.md). A pooled connection
+# the server dropped (PostgreSQL restarted, an idle timeout on the way) fails the request that
+# meets it: SQLAlchemy then discards every connection opened before that moment, and
+# `disconnected` below answers 503 with Retry-After, so the next request runs on a new one.
+# Recycling after 30 minutes keeps connections younger than common idle timeouts.
+ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": False, "pool_recycle": 1800}
 
 
 def secret_key(settings: Settings) -> str:
@@ -65,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         JSON_AS_ASCII=False,
     )
-    engine = make_engine(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url, **ENGINE_OPTIONS)
     redis_client = bus.connect(settings.effective_redis_url)
     # RQ keeps pickled payloads: its client must not decode responses.
     rq_client = bus.connect(settings.effective_redis_url, decode_responses=False)
@@ -117,6 +126,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     def stale(_error: StaleDataError) -> Any:
         # Someone changed the record between our read and our write (optimistic locking).
         return jsonify(error="该记录刚被他人更新，请刷新后重试"), 409
+
+    @app.errorhandler(DBAPIError)
+    def disconnected(error: DBAPIError) -> Any:
+        if not error.connection_invalidated:
+            raise error  # a real error: the usual 500
+        log.warning("database connection lost (%s); the pool reconnects", error.orig)
+        response = jsonify(error="数据库连接刚刚中断，已重新连接，请重试")
+        response.headers["Retry-After"] = "1"
+        return response, 503
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hotline.db import transaction
@@ -278,3 +278,44 @@ def test_the_department_gets_the_photo_but_not_a_confidential_reporter(
     page = login("dept-housing").get(f"/dept/tickets/{number}").get_data(as_text=True)
     assert "井盖.png" in page and "保密工单" in page
     assert "王小明" not in page and "13800005678" not in page and "138****5678" not in page
+
+
+def test_a_look_up_leaves_the_session_alone_and_staff_sessions_keep_their_protection(
+    app: Flask, login: Callable[[str], FlaskClient], make_ticket: Callable[..., str]
+) -> None:
+    number = make_ticket("housing")
+    client = app.test_client()
+    assert _lookup(client, number, "13800001234").status_code == 303  # grants the ticket: new cookie
+    again = _lookup(client, number, "13800001234")
+    # Nothing changed: no session re-signed and re-sent, no remember-me cookie cleared.
+    assert again.status_code == 303 and again.headers.getlist("Set-Cookie") == []
+    assert client.get(again.headers["Location"]).status_code == 200
+    # Without its CSRF token the same look-up is refused.
+    bare = client.post("/portal/lookup", data={"number": number, "phone": "13800001234"})
+    assert bare.status_code == 400
+    # A logged-in session replayed from another browser is still dropped ("strong" protection).
+    agent = login("agent1")
+    assert agent.get("/account/password").status_code == 200
+    agent.environ_base["HTTP_USER_AGENT"] = "another browser"
+    assert agent.get("/account/password").status_code == 302
+
+
+def test_the_web_answers_retry_once_when_the_database_dropped_its_connections(
+    app: Flask, engine: Engine, make_ticket: Callable[..., str]
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    number = make_ticket("housing")
+    client = app.test_client()
+    assert _lookup(client, number, "13800001234").status_code == 303  # the web's pool holds a connection
+    with engine.connect() as connection:  # as a PostgreSQL restart would: every other backend ends
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    dropped = _lookup(client, number, "13800001234")
+    assert dropped.status_code == 503 and dropped.headers["Retry-After"] == "1"
+    assert "请重试" in dropped.get_json()["error"]
+    assert _lookup(client, number, "13800001234").status_code == 303  # a new connection
