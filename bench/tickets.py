@@ -9,9 +9,10 @@ the ratio says what the ticket engine adds on top of the database's own commit c
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/bench python bench/tickets.py
 
 With DATABASE_URL both backends are measured in the same run (SQLite on a temporary file first,
-then PostgreSQL), so their figures share the machine's load. Statements per ticket (counted at
-the cursor; PostgreSQL adds three round trips per transaction: the pool's pre-ping, BEGIN and
-COMMIT) and the client's CPU per ticket are printed too: they hold steadier than the rate does.
+then PostgreSQL), so their figures share the machine's load. The engine is made as the web makes
+it (`hotline.web.ENGINE_OPTIONS`: no pre-ping). Statements per ticket (counted at the cursor;
+PostgreSQL adds two round trips per transaction, BEGIN and COMMIT) and the client's CPU per ticket
+are printed too: they hold steadier than the rate does.
 Use a scratch PostgreSQL database: the tickets it creates stay (history and audit are append-only).
 """
 
@@ -31,6 +32,7 @@ from sqlalchemy import event, text  # noqa: E402
 
 from hotline import migrate  # noqa: E402
 from hotline.db import make_engine, make_session_factory, transaction  # noqa: E402
+from hotline.web import ENGINE_OPTIONS  # noqa: E402
 from tickets.dispatch import dispatch  # noqa: E402
 from tickets.models import Channel, Department, DepartmentKind  # noqa: E402
 from tickets.service import create_ticket  # noqa: E402
@@ -39,7 +41,7 @@ N = 500
 
 
 def measure(url: str) -> None:
-    engine = make_engine(url)
+    engine = make_engine(url, **ENGINE_OPTIONS)  # the pool an agent's submit runs on (the web's)
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
     with transaction(factory) as session:

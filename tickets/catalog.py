@@ -6,13 +6,16 @@ The ranking itself is `tickets.matching` (no I/O); this module reads the rules a
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tickets import catalog_data, matching
 from tickets.models import Category, Department, DispatchRule
+from tickets.table_cache import TableCache
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +103,24 @@ def category_label(session: Session, code: str) -> str:
     return " / ".join(c.name for c in path) if path else code
 
 
+def _reply_limits(session: Session) -> Mapping[str, str]:
+    with session.no_autoflush:  # read while a dispatch is half-written: nothing pending is needed
+        rows = session.execute(select(Category.code, Category.reply_limit).where(Category.reply_limit != ""))
+        return MappingProxyType({code: limit for code, limit in rows})
+
+
+# Every dispatch asks for its category's limit: kept per process (see tickets.table_cache).
+_REPLY_LIMITS = TableCache(Category.__tablename__, _reply_limits)
+
+
 def category_limit(session: Session, code: str) -> str:
     """The nearest reply-limit override on the category or above it ("" when none)."""
-    for category in reversed(category_path(session, code)):
-        if category.reply_limit:
-            return category.reply_limit
-    return ""
+    try:
+        chain = matching.ancestors(code)
+    except ValueError:
+        return ""
+    limits = _REPLY_LIMITS.get(session)
+    return next((limits[c] for c in chain if c in limits), "")
 
 
 def leaves(session: Session) -> list[Category]:

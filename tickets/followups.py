@@ -7,13 +7,14 @@ moved the ticket, the citizen and the departments are told and the revisit (回�
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tickets import deadlines, notify, work_calendar
 from tickets.lifecycle import Action
-from tickets.models import Ticket, TicketEvent
+from tickets.models import Ticket, TicketAssignment, TicketEvent
 from tickets.models_outcomes import RevisitTask
 
 # The outcome a revisit asks about: a department's reply (审核 passed) or the agent's direct answer.
@@ -24,9 +25,12 @@ def after_create(session: Session, ticket: Ticket, at: dt.datetime) -> None:
     notify.for_accepted(session, ticket, at)
 
 
-def after_event(session: Session, ticket: Ticket, event: TicketEvent) -> None:
-    session.flush()  # the event's id, for the revisit task
-    notify.for_event(session, ticket, event)
+def after_event(
+    session: Session, ticket: Ticket, event: TicketEvent, shares: Sequence[TicketAssignment] | None = None
+) -> None:
+    """`shares`: the active shares when the event sent the ticket to departments (saves a query)."""
+    notify.for_event(session, ticket, event, shares)
+    session.flush()  # one flush for the change, its event and its notifications; the event's id
     if event.action in (Action.APPROVE_REPLY, Action.RESOLVE_DIRECTLY):
         schedule_revisit(session, ticket, event.at)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -218,13 +219,18 @@ def _active_shares(session: Session, ticket: Ticket) -> list[TicketAssignment]:
     return list(session.scalars(query.order_by(TicketAssignment.role.desc(), TicketAssignment.id)))
 
 
-def for_event(session: Session, ticket: Ticket, event: TicketEvent) -> list[Notification]:
-    """The notifications an event calls for (none for most side steps)."""
+def for_event(
+    session: Session, ticket: Ticket, event: TicketEvent, shares: Sequence[TicketAssignment] | None = None
+) -> list[Notification]:
+    """The notifications an event calls for (none for most side steps).
+
+    `shares`: the ticket's active shares in table order, when the caller has them (a dispatch).
+    """
     action, at, number = event.action, event.at, ticket.number
     rows: list[Notification] = []
     if action in (Action.DISPATCH, Action.REDISPATCH, Action.REOPEN):
         again = "（重办）" if action == Action.REOPEN else ""
-        for share in _active_shares(session, ticket):
+        for share in shares if shares is not None else _active_shares(session, ticket):
             role = labels.ROLE[share.role]
             text = (
                 f"{SIGNATURE}工单 {number}{again}已派发贵单位{role}：{ticket.title}。"

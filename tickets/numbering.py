@@ -9,22 +9,25 @@ then updates), so two processes creating tickets at once never get the same numb
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import dml as pg_dml
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import dml as sqlite_dml
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from tickets.models import TicketCounter
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 
 
-def next_number(session: Session, now: dt.datetime) -> str:
-    day = now.astimezone(LOCAL).strftime("%Y%m%d")
-    dialect = session.get_bind().dialect.name
+@functools.cache
+def _upsert(dialect: str) -> ReturningInsert[tuple[int]]:
+    """The day's upsert, built once per dialect and run on the session's connection (no ORM work)."""
     insert: pg_dml.Insert | sqlite_dml.Insert
     if dialect == "postgresql":
         insert = pg_insert(TicketCounter)
@@ -33,10 +36,15 @@ def next_number(session: Session, now: dt.datetime) -> str:
     else:
         raise NotImplementedError(f"ticket numbering on {dialect}")
     # One statement: the day's first ticket creates the row, later ones increment it under its lock.
-    upsert = (
-        insert.values(day=day, last=1)
+    return (
+        insert.values(day=bindparam("day"), last=1)
         .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"last": TicketCounter.last + 1})
         .returning(TicketCounter.last)
     )
-    sequence = session.execute(upsert).scalar_one()
+
+
+def next_number(session: Session, now: dt.datetime) -> str:
+    day = now.astimezone(LOCAL).strftime("%Y%m%d")
+    connection = session.connection()  # the session's transaction: the row lock lasts until its end
+    sequence = connection.execute(_upsert(connection.dialect.name), {"day": day}).scalar_one()
     return f"{day}-{sequence:04d}"

@@ -128,9 +128,10 @@ def apply(
         raise ValueError(f"{action.value} needs the department to send the ticket to")
     ticket.status = after
     ticket.updated_at = now
+    shares: list[TicketAssignment] | None = None
     if action in TO_DEPARTMENTS and lead is not None:
         department_id = ticket.department_id = lead
-        _send(session, ticket, lead, assist_department_ids, now, policy)
+        shares = _send(session, ticket, lead, assist_department_ids, now, policy)
     elif after is not before and after in _LEAD_SHARE:
         _mirror_lead_share(session, ticket, _LEAD_SHARE[after])
     if after is TicketStatus.CLOSED:
@@ -155,7 +156,7 @@ def apply(
         detail={"from": before.value, "to": after.value, "department_id": event.department_id},
         source=source,
     )
-    followups.after_event(session, ticket, event)
+    followups.after_event(session, ticket, event, shares)
     return event
 
 
@@ -178,13 +179,19 @@ def _send(
     assist_ids: Sequence[int] | None,
     now: dt.datetime,
     policy: deadlines.DeadlinePolicy,
-) -> None:
-    """Give the departments their shares (others lose theirs) and the ticket fresh deadlines."""
-    # No flush while reading: the ticket's changes, its shares and the events pending since it was
-    # created are written together by the event's flush in `apply` (fewer round trips).
-    with session.no_autoflush:
-        found = session.scalars(select(TicketAssignment).where(TicketAssignment.ticket_id == ticket.id))
-        shares = {a.department_id: a for a in found}
+) -> list[TicketAssignment]:
+    """Give the departments their shares (others lose theirs) and the ticket fresh deadlines.
+
+    Returns the active shares, lead first, then in the order of their ids (new ones last).
+    """
+    shares: dict[int, TicketAssignment] = {}
+    # Shares are only ever made here, which also stamps `dispatched_at`: a ticket never sent has
+    # none to read. No flush while reading: the ticket's changes, its shares and the events
+    # pending since it was created are written together by the event's flush (fewer round trips).
+    if ticket.dispatched_at is not None:
+        with session.no_autoflush:
+            found = session.scalars(select(TicketAssignment).where(TicketAssignment.ticket_id == ticket.id))
+            shares = {a.department_id: a for a in found}
     if assist_ids is None:
         assist_ids = [d for d, a in shares.items() if a.active and a.role is AssignmentRole.ASSIST]
     wanted = [lead_id, *dict.fromkeys(d for d in assist_ids if d != lead_id)]
@@ -205,3 +212,9 @@ def _send(
     policy = policy.with_calendar(work_calendar.overrides(session))
     times = deadlines.compute(policy, now, ticket.request_kind, ticket.urgency, category_limit)
     ticket.dispatched_at, ticket.sign_deadline_at, ticket.deadline_at = now, times.sign, times.reply
+    # The order the table gives them (`notify`'s query did): existing ids first, new rows as added.
+    order = {department_id: n for n, department_id in enumerate(wanted)}
+    return sorted(
+        (shares[d] for d in wanted),
+        key=lambda a: (a.role is not AssignmentRole.LEAD, a.id is None, a.id or 0, order[a.department_id]),
+    )
