@@ -575,7 +575,12 @@ class Survey:
 
 
 class ControlListener:
-    """A thread on this worker's control channel, handing each command to the pjsua2 thread."""
+    """A thread on this worker's control channel, handing each command to the pjsua2 thread.
+
+    It also follows the `wakes` channels (e.g. `ivr.outbound.WAKE`), whose messages only mean
+    "look now": their handlers are posted to the pjsua2 thread too. One connection, blocking in
+    the kernel between messages: an idle worker costs nothing here.
+    """
 
     def __init__(
         self,
@@ -583,11 +588,13 @@ class ControlListener:
         redis_url: str,
         post: Callable[[Callable[[], None]], None],
         handle: Callable[[Command], None],
+        wakes: dict[str, Callable[[], None]] | None = None,
     ) -> None:
         self.channel = channel(worker)
         self.redis_url = redis_url
         self.post = post
         self.handle = handle
+        self.wakes = dict(wakes or {})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{worker}-controls", daemon=True)
 
@@ -604,10 +611,17 @@ class ControlListener:
             try:
                 client = bus.connect(self.redis_url, timeout_s=5.0)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.channel)
+                pubsub.subscribe(self.channel, *self.wakes)
+                for wake in self.wakes.values():
+                    self.post(wake)  # whatever was announced while we were not listening
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    waker = self.wakes.get(str(message.get("channel")))
+                    if waker is not None:
+                        self.post(waker)
+                    else:
                         self._receive(message.get("data"))
             except redis.RedisError as exc:
                 log.warning("%s: control channel lost (%s); subscribing again", self.channel, exc)

@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRUNK_HEADER = "X-Hotline-Trunk"  # as ivr/templates/kamailio.cfg.j2 expects it
-POLL_S = 1.0  # how often an idle worker looks for requests
+# An idle worker looks for requests when `outbound.WAKE` says one came (`Dialer.wake`, through the
+# worker's subscription thread), and every POLL_S anyway: for a request whose worker died (its
+# lease runs out with no announcement) and for a wake-up lost with a Redis connection.
+POLL_S = 5.0
 RENEW_S = outbound.LEASE_S / 3
 # SIP final statuses of a call that was never answered, by what they mean to the requester.
 BUSY_CODES = {486, 600, 603}
@@ -144,6 +147,11 @@ class Dialer:
                 on_done=self._claimed,
                 on_error=lambda _exc: self._claim_failed(),
             )
+
+    def wake(self) -> None:
+        """A request was announced: look now, if this worker could take a call."""
+        if not self._claiming and not self.ctx.stopping and self.legs.can_accept_caller():
+            self._tick_soon()
 
     def _claim_failed(self) -> None:
         self._claiming = False  # Redis is down: the next tick tries again

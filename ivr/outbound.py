@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 PENDING = "hotline:outbound:pending"
+WAKE = "hotline:outbound:wake"  # pub/sub: a request may be claimed now (idle workers look at once)
 REQUEST_PREFIX = "hotline:outbound:req:"
 LEASE_S = 30.0  # a claim not renewed within this is taken to be a dead worker's
 MAX_CLAIMS = 3  # a request that kept losing its worker is failed rather than tried forever
@@ -93,6 +94,7 @@ def originate(
         pipe = client.pipeline()
         pipe.hset(key, mapping={"state": State.PENDING.value, "claims": 0})
         pipe.zadd(PENDING, {request.id: request.created_at})
+        pipe.publish(WAKE, request.id)
         pipe.execute()
     return request.id
 
@@ -190,4 +192,5 @@ def release(client: redis.Redis, request_id: str) -> None:
     pipe.hincrby(key, "claims", -1)
     pipe.hset(key, mapping={"state": State.PENDING.value, "owner": ""})
     pipe.zadd(PENDING, {request_id: time.time()}, xx=True)
+    pipe.publish(WAKE, request_id)
     pipe.execute()

@@ -26,7 +26,7 @@ from typing import Any
 
 from hotline.db import make_engine, make_session_factory, utcnow
 from hotline.settings import Settings
-from ivr import cdr, prompts
+from ivr import cdr, outbound, prompts
 from ivr.call_control import CallControls, ControlListener
 from ivr.calls import CallController
 from ivr.context import IvrContext
@@ -142,7 +142,9 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     dialer = Dialer(ctx, edge, legs)  # outbound calls asked for over Redis (ivr.outbound)
     # The desk's call controls (hold, transfers, survey, listen...) on this worker's channel.
     ctx.controls = CallControls(ctx, edge, legs, settings.emergency_numbers)
-    controls = ControlListener(ctx.record_name, ctx.redis_url, edge.post, ctx.controls.handle)
+    controls = ControlListener(
+        ctx.record_name, ctx.redis_url, edge.post, ctx.controls.handle, {outbound.WAKE: dialer.wake}
+    )
     if settings.vosk_model is not None:
         # The model lives in the host's speech service, not in each of the 16 workers.
         ctx.speech = SpeechClient(socket_path(settings), edge.post, name=name)

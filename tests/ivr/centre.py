@@ -56,6 +56,7 @@ class Centre:
         assert phone.expect("registered", timeout=10) == "registered 200"
         if not answer:
             phone.send("autoanswer off")
+            phone.expect("autoanswer")
         self.seat_phones[extension] = phone
         # The registrar tells the ACD; only then can the seat be offered calls.
         assert lab.wait_for(lambda: self.acd.seat(extension).registered, timeout=10)

@@ -15,8 +15,8 @@ Commands, one per line on stdin:
     quit                  close the recording and exit
 Events, one per line on stdout: `ready`, `registered <code>`, `unregistered <code>`,
 `incoming <from uri>`, `confirmed`, `media`, `transfer <uri>`, `disconnected <code>`,
-`closed <path>` (the recording file is complete), `error <text>`. Each call is recorded to its
-own file: the first to `--record`, later ones to `<stem>-2.wav`, `<stem>-3.wav`...
+`closed <path>` (the recording file is complete), `autoanswer on|off`, `error <text>`. Each call
+is recorded to its own file: the first to `--record`, later ones to `<stem>-2.wav`, `<stem>-3.wav`...
 
 A transfer request (REFER) is accepted (pjsua places the new call) or, with `--refuse-transfer`,
 declined with 603. Everything pjsua2 does runs on the main thread; stdin is read by a thread
@@ -167,6 +167,7 @@ class Phone:
                 self.call.answer(prm)
             elif verb == "autoanswer":
                 self.autoanswer = arg == "on"
+                say("autoanswer", arg)  # so a test knows it applies before the next call comes
             elif verb == "unregister":
                 self.account.setRegistration(False)
             elif verb == "quit":

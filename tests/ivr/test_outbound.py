@@ -79,6 +79,7 @@ def test_one_worker_dials_a_request_that_waited_for_it_and_busy_and_no_answer_ar
 
     # The citizen declines the call: busy. Then lets it ring: no answer, once ring_s has passed.
     phone.send("autoanswer off")
+    phone.expect("autoanswer")
     busy = outbound.originate(softswitch.redis, target, "notice")
     phone.expect("incoming")
     phone.send("hangup")
