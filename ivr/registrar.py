@@ -211,15 +211,18 @@ class WorkerRestarts:
         self.rpc = rpc
         self.started: dict[str, float] = {}  # worker name -> start time of the run we know
 
-    def round(self) -> None:
+    def round(self) -> int:
+        """Look at the heartbeats once; how many calls were ended."""
         from hotline import bus
 
+        ended = 0
         for name, fields in bus.alive(self.client, "sip").items():
             started, address = float(fields.get("started") or 0), str(fields.get("address") or "")
             before = self.started.get(name)
             self.started[name] = started
             if before is not None and started > before and address:
-                self.end_calls(name, address, started)
+                ended += self.end_calls(name, address, started)
+        return ended
 
     def end_calls(self, name: str, address: str, before: float) -> int:
         listing = self.rpc([f"dlg.profile_list worker s:{address}"])

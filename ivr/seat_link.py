@@ -187,8 +187,8 @@ class SeatLink:
 
     def _alive(self, store: AcdStore, worker: str) -> bool:
         """Whether `worker` still sends its heartbeat: a dead one's callers hold no seat."""
-        # Callers are tagged with the worker's record name (sip-worker-N@host); heartbeats use N.
-        return bool(store.redis.exists(f"{bus.HEARTBEAT_PREFIX}:sip:{worker.split('@')[0]}"))
+        # Callers are tagged with the worker's record name (sip-worker-N@host), as heartbeats are.
+        return bool(store.redis.exists(f"{bus.HEARTBEAT_PREFIX}:sip:{worker}"))
 
     def _connect(self) -> tuple[AcdStore, redis.client.PubSub]:
         from acd.history import ChangeRecorder

@@ -121,7 +121,9 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
             **wrappers,
         }
 
-    reporter = Reporter(settings.effective_redis_url, "sip", name, status)
+    # The heartbeat is named like the CDRs (sip-worker-N@host): softswitch hosts sharing one Redis
+    # each have a sip-worker-0.
+    reporter = Reporter(settings.effective_redis_url, "sip", record_name(index), status)
     ctx = IvrContext(
         worker=name,
         record_name=record_name(index),

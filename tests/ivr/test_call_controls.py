@@ -200,8 +200,10 @@ def test_a_department_joins_the_call_the_agent_leaves_it_and_transfers_go_to_a_q
     assert control(centre, call2, Action.TRANSFER_SEAT, "8001", seat="8002")["ok"] is True
     assert seat2.expect("disconnected") and seat1.expect("incoming")
     assert lab.wait_for(
-        lambda: [e.data["seat"] for e in lab.events("call.answered") if e.data["call_id"] == call2]
-        == ["8001", "8002", "8001"],
+        lambda: (
+            [e.data["seat"] for e in lab.events("call.answered") if e.data["call_id"] == call2]
+            == ["8001", "8002", "8001"]
+        ),
         timeout=15,
     )
     caller2.send("hangup")
