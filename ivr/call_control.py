@@ -476,8 +476,9 @@ class OtherLeg:
 
     def _record(self) -> None:
         ctx, call_id = self.talk.ctx, self.talk.call_id
+        leg = cdr.next_leg(PARTY_LEG, self.talk.side.extra_recordings)
         ctx.offload.sql(
-            lambda: cdr.register_recording(ctx.factory, ctx.recordings_root, call_id, PARTY_LEG),
+            lambda: cdr.register_recording(ctx.factory, ctx.recordings_root, call_id, leg),
             on_done=self._recording,
         )
 

@@ -31,6 +31,20 @@ log = logging.getLogger(__name__)
 
 CALLER_LEG = "caller"
 AGENT_LEG = "agent"  # what the seat's phone sends: the agent's side of a bridged call
+
+
+def next_leg(base: str, refs: list[RecordingRef]) -> str:
+    """The leg name for another recording of `base` in one call: the agent a call was transferred
+    to is "agent-2" (one file and one transcript per speaker; names are unique per call)."""
+    taken = {ref.leg for ref in refs}
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
 VOICEMAIL_LEG = "voicemail"  # as `tickets.jobs.VOICEMAIL_LEG`, which finds the message by it
 # Shorter than this is a caller who pressed # or hung up at once: there is nothing to listen to.
 MIN_VOICEMAIL_S = 1.0

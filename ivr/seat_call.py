@@ -93,6 +93,7 @@ class SeatCall:
         self.leg: SipLeg | None = None
         self.info = Leg(sip_call_id="", caller="", caller_uri="", called=extension, kind=LegKind.SEAT)
         self.recording: cdr.RecordingRef | None = None
+        self.leg_name = cdr.AGENT_LEG  # "agent-2" for the seat a call was transferred to
         self._ending = ""  # why we hang up ourselves: rona, withdrawn, caller_left, refused
         self._media = False
         self._bridged = False
@@ -169,7 +170,7 @@ class SeatCall:
         self._cancel_timer()
         ctx, ext, call_id = self.flow.ctx, self.extension, self.call_id
         if ctx.transcripts is not None:
-            ctx.transcripts.leg_ended(call_id, cdr.AGENT_LEG)  # its last words are still decoded
+            ctx.transcripts.leg_ended(call_id, self.leg_name)  # its last words are still decoded
         log.info(
             "call %s: seat %s leg ended (%d %s) while %s", call_id, ext, status_code, reason, before.value
         )
@@ -229,8 +230,9 @@ class SeatCall:
             return  # audio not up yet on one side: tried again when it is
         self._bridged = True
         ctx, call_id = self.flow.ctx, self.call_id
+        self.leg_name = leg = cdr.next_leg(cdr.AGENT_LEG, self.flow.extra_recordings)
         ctx.offload.sql(
-            lambda: cdr.register_recording(ctx.factory, ctx.recordings_root, call_id, cdr.AGENT_LEG),
+            lambda: cdr.register_recording(ctx.factory, ctx.recordings_root, call_id, leg),
             on_done=self._record,
             on_error=lambda exc: log.warning("call %s: agent leg not recorded: %s", call_id, exc),
         )
@@ -245,7 +247,7 @@ class SeatCall:
             self.flow.extra_recordings.append(ref)
             transcripts = self.flow.ctx.transcripts
             if transcripts is not None:
-                transcripts.leg_started(self.call_id, cdr.AGENT_LEG, ref.path, seat=self.extension)
+                transcripts.leg_started(self.call_id, self.leg_name, ref.path, seat=self.extension)
             return
         ctx = self.flow.ctx
         ctx.offload.sql(lambda: cdr.drop_recordings(ctx.factory, (ref,)))

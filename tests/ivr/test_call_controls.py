@@ -211,4 +211,9 @@ def test_a_department_joins_the_call_the_agent_leaves_it_and_transfers_go_to_a_q
     row2 = closed(db, lab, call2)
     assert {"node": "entry", "transfer": "queue", "queue": "general"} in row2.ivr_path
     assert {"node": "entry", "transfer": "seat", "seat": "8001"} in row2.ivr_path
+    # Each agent who took the call has a recording of their own.
+    everyone = {"caller", "agent", "agent-2", "agent-3"}
+    assert lab.wait_for(
+        lambda: {r.leg for r in recordings(db, call2) if r.complete} == everyone, timeout=10
+    ), [(r.leg, r.complete) for r in recordings(db, call2)]
     assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
