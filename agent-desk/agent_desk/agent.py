@@ -21,7 +21,7 @@ from acd.seat_states import NOT_READY_REASONS, SeatEvent, SeatTransitionError
 from acd.store import AcdStore
 from agent_desk import call_controls, ivr_path
 from agent_desk.call_report import QUEUE_LABELS, queue_names
-from hotline.accounts import Role, audit, require_role
+from hotline.accounts import Role, User, audit, require_role
 from hotline.db import transaction
 from tickets import catalog, labels
 from tickets.duplicates import possible_duplicates
@@ -111,6 +111,7 @@ def desk() -> ResponseReturnValue:
             seat=seat,
             reasons=NOT_READY_REASONS,
             queues=[(q, QUEUE_LABELS.get(q, q)) for q in _queue_names(session)],
+            colleagues=_colleagues(session, seat.extension),
             transfer_numbers=[(d.name, d.hotline_number) for d in departments if d.hotline_number],
             emergency_numbers=call_controls.emergency_numbers(),
             departments=departments,
@@ -183,16 +184,28 @@ def _queue_names(session: Session) -> list[str]:
     return queue_names(session.scalars(select(Seat).where(Seat.active.is_(True))))
 
 
+def _colleagues(session: Session, own_extension: str) -> list[tuple[str, str]]:
+    """The other active seats a call may be transferred to: (extension, who sits there)."""
+    rows = session.execute(
+        select(Seat.extension, Seat.name, User.display_name)
+        .outerjoin(User, User.id == Seat.agent_id)
+        .where(Seat.active.is_(True), Seat.extension != own_extension)
+        .order_by(Seat.extension)
+    )
+    return [(extension, agent or name or extension) for extension, name, agent in rows]
+
+
 @agent_bp.post("/api/call/<action>")
 @require_role(Role.AGENT, Role.SUPERVISOR)
 def call_control(action: str) -> ResponseReturnValue:
-    """Hold, resume, hang up, survey, transfer, emergency, leave a 3-way call: on the seat's own call."""
+    """Hold, resume, hang up, survey, transfers, emergency, leave a 3-way call: on the seat's own call."""
     body = request.get_json(silent=True) or {}
     with _db()() as session:
         extension = _my_seat(session).extension
         queues = _queue_names(session)
+        colleagues = [ext for ext, _name in _colleagues(session, extension)]
     try:
-        command = call_controls.agent_command(_acd(), extension, action, body, queues)
+        command = call_controls.agent_command(_acd(), extension, action, body, queues, colleagues)
     except call_controls.Refused as refused:
         return refused.answer()
     return call_controls.send(command)

@@ -36,6 +36,7 @@ ACTION_LABELS = {
     Action.HANG_UP: "挂断",
     Action.SURVEY: "转满意度评价",
     Action.TRANSFER_QUEUE: "转队列",
+    Action.TRANSFER_SEAT: "转座席",
     Action.TRANSFER_NUMBER: "转接号码",
     Action.EMERGENCY: "紧急转接",
     Action.DROP_AGENT: "退出三方通话",
@@ -90,10 +91,14 @@ def emergency_numbers() -> dict[str, str]:
     return {number: EMERGENCY_LABELS.get(number, "紧急电话") for number in numbers}
 
 
-def _target(action: Action, raw: Any, queues: Collection[str]) -> str:
+def _target(action: Action, raw: Any, queues: Collection[str], colleagues: Collection[str]) -> str:
     target = str(raw or "").strip()
     if action is Action.TRANSFER_QUEUE and target not in queues:
         raise Refused("请选择要转入的队列", 400)
+    # Whether the colleague is free is the worker's to say (seat_busy): it decides at the moment
+    # it hands the caller over.
+    if action is Action.TRANSFER_SEAT and target not in colleagues:
+        raise Refused("请选择要转接的座席", 400)
     if action is Action.TRANSFER_NUMBER:
         target = re.sub(r"[\s-]", "", target)
         if not NUMBER.fullmatch(target):
@@ -104,12 +109,18 @@ def _target(action: Action, raw: Any, queues: Collection[str]) -> str:
 
 
 def agent_command(
-    store: AcdStore, extension: str, action: str, body: Mapping[str, Any], queues: Collection[str]
+    store: AcdStore,
+    extension: str,
+    action: str,
+    body: Mapping[str, Any],
+    queues: Collection[str],
+    colleagues: Collection[str],
 ) -> Command:
-    """What the agent at `extension` asks of its own seat's call."""
+    """What the agent at `extension` asks of its own seat's call (`colleagues`: the other seats'
+    extensions, where a call may be transferred)."""
     chosen = _action(action, AGENT_ACTIONS)
     call_id = _call_on(store, extension, body.get("call_id"), "您的座席当前没有通话")
-    target = _target(chosen, body.get("target"), queues)
+    target = _target(chosen, body.get("target"), queues, colleagues)
     return Command(call_id, chosen, target, by_user=current_user.id, seat=extension)
 
 

@@ -135,6 +135,53 @@ def test_the_agents_controls_reach_the_worker_holding_its_call(
     ]
 
 
+def test_a_call_goes_to_a_colleagues_seat_picked_from_the_others(
+    app: Flask,
+    login_as: Login,
+    people: People,
+    colleagues: dict[str, int],
+    worker: Callable[[], Command | None],
+    db: sessionmaker[Session],
+) -> None:
+    with transaction(db) as session:  # a seat taken out of service is not offered
+        session.add(Seat(extension="8003", name="8003座席", sip_password="x", skills={}, active=False))
+        session.add(Seat(extension="8004", name="专家席", sip_password="x", skills={}))
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8001", people.agent_id, "c-1")
+    client = app.test_client()
+    token = login_as(client, "agent1")
+
+    # The pick lists the other active seats, each with who sits there (or the seat's name).
+    page = client.get("/desk/").get_data(as_text=True)
+    pick = page[page.index('id="transfer-seat"') : page.index("</select>", page.index('id="transfer-seat"'))]
+    assert '<option value="8002">8002 话务员02</option>' in pick
+    assert '<option value="8004">8004 专家席</option>' in pick
+    assert 'value="8001"' not in pick and 'value="8003"' not in pick
+
+    sent = _post(client, "/desk/api/call/transfer_seat", token, {"call_id": "c-1", "target": "8002"})
+    assert sent.status_code == 202 and sent.get_json()["label"] == "转座席"
+    command = worker()
+    assert command is not None
+    assert (command.call_id, command.action, command.target, command.seat, command.by_user) == (
+        "c-1",
+        Action.TRANSFER_SEAT,
+        "8002",
+        "8001",
+        people.agent_id,
+    )
+    # Not to itself, to a seat out of service, to no seat at all, or to a made-up one.
+    for target in ("8001", "8003", "", "9999"):
+        answer = _post(client, "/desk/api/call/transfer_seat", token, {"call_id": "c-1", "target": target})
+        assert (answer.status_code, answer.get_json()["error"]) == (400, "请选择要转接的座席")
+    assert worker() is None
+
+    with db() as session:
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "call.control")).all()
+    assert [
+        (a.actor_id, a.target_id, a.detail["action"], a.detail["target"], a.detail["result"]) for a in audited
+    ] == [(people.agent_id, "c-1", "transfer_seat", "8002", "sent")]
+
+
 def test_an_agent_cannot_act_on_another_seats_call(
     app: Flask,
     login_as: Login,

@@ -9,95 +9,58 @@ is kept in the test's artefact folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import select, update
+from playwright.sync_api import Browser, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Seat
-from hotline.accounts import Role, User, hash_password
+from acd.seat_states import SeatEvent
 from hotline.db import transaction
-from hotline.settings import Settings
 from ivr import kamailio
+from tests.agent_desk.real_calls import (  # noqa: F401  (people: the users of these tests)
+    CITIZEN,
+    MARKS,
+    PASSWORD,
+    SEAT,
+    People,
+    agent_seat,
+    heard,
+    new_page,
+    pause,
+    people,
+    take_a_call,
+)
 from tests.helpers import log_in_page
-from tests.ivr.centre import centre  # noqa: F401  (the two-seat centre)
+from tests.ivr.centre import CALLER_HZ, SEAT_HZ, centre  # noqa: F401  (the two-seat centre)
 from tests.ivr.conftest import softswitch, tone_prompt_dir  # noqa: F401  (what the centre runs on)
-from tickets.catalog import seed_catalog
-from tickets.models import Channel, Department, DepartmentKind, Ticket
-from tickets.service import create_ticket
+from tests.ivr.lab import tone, tone_share, write_wav
+from tickets.models import Ticket
 
 if TYPE_CHECKING:
     from tests.ivr.centre import Centre
+    from tests.ivr.lab import Phone
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.sip,
-    pytest.mark.skipif(kamailio.find_binary(Settings()) is None, reason="kamailio is not installed"),
-]
+pytestmark = MARKS
 
-PASSWORD = "desk-pass-phrase"
-CITIZEN = "13900139001"
-SEAT = "8001"
-
-
-@dataclass
-class People:
-    agent_id: int
-    department_id: int
-    earlier: str  # the number of the citizen's earlier ticket
-
-
-@pytest.fixture
-def people(db: sessionmaker[Session]) -> People:
-    """Overrides the desk's `people`: the same users, but the seat is the centre's (with its phone)."""
-    with transaction(db) as session:
-        hashed = hash_password(PASSWORD)
-        department = Department(code="urban-management", name="市综合行政执法局", kind=DepartmentKind.BUREAU)
-        session.add(department)
-        session.flush()
-        agent, lead, staff = (
-            User(username=name, display_name=shown, role=role, password_hash=hashed)
-            for name, shown, role in (
-                ("agent1", "话务员01", Role.AGENT),
-                ("lead", "班长", Role.SUPERVISOR),
-                ("dept-staff", "执法局承办人", Role.DEPARTMENT),
-            )
-        )
-        for user in (agent, lead, staff):
-            user.must_change_password = False
-        staff.department_id = department.id
-        session.add_all([agent, lead, staff])
-        session.flush()
-        seed_catalog(session)
-        earlier = create_ticket(
-            session, channel=Channel.PHONE, content="楼下烧烤油烟扰民", title="油烟扰民", caller_phone=CITIZEN
-        )
-        return People(agent.id, department.id, earlier.number)
-
-
-def _page(browser: Browser, errors: list[str]) -> Page:
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
+SUPERVISOR_SEAT = "8009"
+SUPERVISOR_HZ = 3700.0  # what the supervisor says: above every tone prompt and both voices
 
 
 def test_a_real_call_pops_on_the_desk_survives_a_reload_and_its_ticket_reaches_the_department(
     centre: Centre,  # noqa: F811
     browser: Browser,
     live_server: str,
-    people: People,
+    people: People,  # noqa: F811
     db: sessionmaker[Session],
     artifacts: Path,
 ) -> None:
-    with transaction(db) as session:  # the centre made the seat; it is this agent's
-        session.execute(update(Seat).where(Seat.extension == SEAT).values(agent_id=people.agent_id))
-    seat_phone = centre.seat_phone(SEAT)
+    seat_phone = agent_seat(centre, db, people)  # the centre made the seat; it is this agent's
     errors: list[str] = []
-    agent, lead, staff = (_page(browser, errors) for _ in range(3))
+    agent, lead, staff = (new_page(browser, errors) for _ in range(3))
 
     # The agent signs in to the seat; the phone on the desk is registered.
     log_in_page(agent, live_server, "agent1", PASSWORD)
@@ -188,4 +151,85 @@ def test_a_real_call_pops_on_the_desk_survives_a_reload_and_its_ticket_reaches_t
     expect(staff.locator("body")).to_contain_text(number)
     expect(staff.locator("body")).to_contain_text("夜间施工噪音")
     staff.screenshot(path=artifacts / "8-department-portal.png", full_page=True)
+    assert errors == []
+
+
+def _supervisor_phone(centre: Centre, db: sessionmaker[Session], lead_id: int) -> Phone:  # noqa: F811
+    """The supervisor's own seat (never signed in, so never offered calls) and its phone, registered."""
+    password = centre.passwords[SUPERVISOR_SEAT] = secrets.token_urlsafe(12)
+    with transaction(db) as session:
+        session.add(
+            Seat(extension=SUPERVISOR_SEAT, name="班长席", sip_password=password, skills={}, agent_id=lead_id)
+        )
+    lab = centre.softswitch
+    credentials = kamailio.seat_credentials_path(lab.settings)
+    assert lab.wait_for(lambda: SUPERVISOR_SEAT in credentials.read_text(), timeout=10)
+    pause(centre, 1.0)  # written, then pushed to Kamailio in the same round of the registrar
+    return centre.seat_phone(SUPERVISOR_SEAT)
+
+
+def test_a_supervisor_listens_and_whispers_from_the_wallboard_and_the_agent_tries_a_busy_colleague(
+    centre: Centre,  # noqa: F811
+    browser: Browser,
+    live_server: str,
+    people: People,  # noqa: F811
+    db: sessionmaker[Session],
+    artifacts: Path,
+) -> None:
+    supervisor = _supervisor_phone(centre, db, people.lead_id)
+    seat_phone = agent_seat(centre, db, people)
+    errors: list[str] = []
+    agent, lead = new_page(browser, errors), new_page(browser, errors)
+    caller, _call_id = take_a_call(centre, agent, live_server)
+
+    # The supervisor clicks 监听 on the talking seat's row: the supervisor's own phone rings and
+    # answers, and hears the caller, then the agent (one after the other, each clear).
+    log_in_page(lead, live_server, "lead", PASSWORD)
+    lead.goto(f"{live_server}/wallboard/")
+    expect(lead.locator("#connection")).to_have_text("已连接")
+    row = lead.locator("#seats tbody tr").filter(has_text=SEAT)
+    expect(row).to_contain_text("通话中")
+    expect(lead.locator("#supervise-hint")).to_be_hidden()  # the supervisor has a seat of its own
+    row.get_by_role("button", name="监听").click()
+    expect(lead.locator("#toasts")).to_contain_text("正在监听", timeout=10_000)
+    expect(row).to_contain_text("监听中")
+    assert supervisor.expect("incoming")
+    caller.send(f"play {centre.voices / 'caller.wav'}")
+    pause(centre, 2.3)
+    seat_phone.send(f"play {centre.voices / 'seat.wav'}")
+    pause(centre, 2.3)
+    lead.screenshot(path=artifacts / "1-wallboard-listening.png", full_page=True)
+
+    # 耳语: the supervisor speaks; the agent hears it, the caller does not.
+    row.get_by_role("button", name="耳语").click()
+    expect(lead.locator("#toasts")).to_contain_text("正在耳语", timeout=10_000)
+    expect(row).to_contain_text("耳语中")
+    whisper = write_wav(centre.voices / "supervisor.wav", tone(2.0, SUPERVISOR_HZ))
+    supervisor.send(f"play {whisper}")
+    pause(centre, 2.5)
+    lead.screenshot(path=artifacts / "2-wallboard-whispering.png", full_page=True)
+    row.get_by_role("button", name="停止").click()
+    expect(lead.locator("#toasts")).to_contain_text("已停止监听", timeout=10_000)
+    expect(row).not_to_contain_text("耳语中")
+    assert supervisor.expect("disconnected")
+    expect(agent.locator("#toasts")).not_to_contain_text("正在监听")  # the supervisor's toasts only
+
+    # The agent picks colleague 8002 to take the call, but 8002 is signed in and not ready:
+    # the softswitch refuses and the desk says why; the caller stays with this agent.
+    centre.acd.upsert_seat("8002", {"general": 1})
+    centre.acd.seat_event("8002", SeatEvent.LOGIN)
+    agent.locator("#transfer-seat").select_option("8002")
+    expect(agent.locator("#transfer-seat option:checked")).to_have_text("8002 8002座席")
+    agent.get_by_role("button", name="转座席").click()
+    expect(agent.locator(".toast.error")).to_have_text("转座席失败：该座席当前不空闲", timeout=10_000)
+    expect(agent.locator("#seat-state")).to_have_text("通话中")
+    agent.screenshot(path=artifacts / "3-desk-colleague-busy.png", full_page=True)
+
+    caller.send("hangup")
+    caller_heard = heard(caller)
+    assert seat_phone.expect("disconnected")
+    seat_heard, supervisor_heard = heard(seat_phone), heard(supervisor)
+    assert tone_share(supervisor_heard, CALLER_HZ) > 0.5 and tone_share(supervisor_heard, SEAT_HZ) > 0.5
+    assert tone_share(seat_heard, SUPERVISOR_HZ) > 0.5
+    assert tone_share(caller_heard, SUPERVISOR_HZ) < 0.2
     assert errors == []

@@ -5,14 +5,15 @@ window.callControls = (function () {
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const DONE = {
     hold: "通话已保持", resume: "已恢复通话", hang_up: "通话已挂断", survey: "已转满意度评价",
-    transfer_queue: "已转入队列", transfer_number: "已接通对方，三方通话中",
-    emergency: "已接通紧急电话，三方通话中", drop_agent: "已退出三方通话",
+    transfer_queue: "已转入队列", transfer_seat: "已转给该座席，正在振铃",
+    transfer_number: "已接通对方，三方通话中", emergency: "已接通紧急电话，三方通话中",
+    drop_agent: "已退出三方通话",
     listen: "正在监听", whisper: "正在耳语（仅话务员可听到您）", barge: "已强插（双方都可听到您）",
     stop_listening: "已停止监听",
   };
   const LABELS = {
     hold: "保持", resume: "恢复通话", hang_up: "挂断", survey: "转满意度评价", transfer_queue: "转队列",
-    transfer_number: "转接号码", emergency: "紧急转接", drop_agent: "退出三方通话",
+    transfer_seat: "转座席", transfer_number: "转接号码", emergency: "紧急转接", drop_agent: "退出三方通话",
     listen: "监听", whisper: "耳语", barge: "强插", stop_listening: "停止监听",
   };
   // The softswitch's reasons (ivr/call_control.py); an unknown one is shown by its code.
@@ -20,10 +21,13 @@ window.callControls = (function () {
     no_call: "通话已结束",
     not_your_call: "该通话已不在您的座席上",
     not_allowed: "当前状态不允许该操作（如已在保持、已有三方或已有班长介入）",
+    seat_busy: "该座席当前不空闲",
     no_room: "软交换线路已满，暂时不能加入第三方",
     bad_target: "号码无效或未开通",
     failed: "对方无法接通（忙、无应答或线路不可用）",
   };
+  // Where a reason means something else for one action: a seat the ACD has never seen signed in.
+  const ACTION_ERRORS = { transfer_seat: { bad_target: "该座席未签入" } };
   const sent = new Set();
   const early = new Map();  // results that came in before the POST that sent them answered
   let onDone = null;
@@ -40,7 +44,8 @@ window.callControls = (function () {
   function resultText(data) {
     if (data.ok) { return DONE[data.action] || "操作已完成"; }
     const code = String(data.error || "");
-    const reason = ERRORS[code] || "软交换未能完成（" + (code || "未知原因") + "）";
+    const reason = (ACTION_ERRORS[data.action] || {})[code] || ERRORS[code]
+      || "软交换未能完成（" + (code || "未知原因") + "）";
     return (LABELS[data.action] || "操作") + "失败：" + reason;
   }
 

@@ -5,14 +5,22 @@
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
   let since = null;
+  const OFFLINE = "无法连接服务器，请稍后重试（已填写的内容仍保留）";
+  let seatCall = "";  // the call the seat holds (offered to wrap-up), "" when none
 
   async function call(method, url, body) {
-    const response = await fetch(url, {
-      method,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: body ? JSON.stringify(body) : undefined,
-      credentials: "same-origin",
-    });
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: body ? JSON.stringify(body) : undefined,
+        credentials: "same-origin",
+      });
+    } catch (e) {
+      // The server is unreachable (restarting, network): say so; the page keeps what was typed.
+      return { ok: false, status: 0, data: { error: OFFLINE } };
+    }
     let data = {};
     try { data = await response.json(); } catch (e) { data = {}; }
     return { ok: response.ok, status: response.status, data };
@@ -25,6 +33,7 @@
     $("seat-reason").textContent = state.state === "not_ready" && state.reason ? "（" + state.reason + "）" : "";
     $("seat-phone").textContent = state.registered ? "话机已注册" : "话机未注册：请检查话机或软电话";
     since = state.since;
+    seatCall = state.call_id || "";
     showControls(state.state);
     showCallControls(state);
     if (state.call_id) {
@@ -115,9 +124,11 @@
   // The seat's own call comes with its state: the desk pops when the softswitch offers the seat
   // a call (seat.changed), and again after a reload or reconnect, whatever events it missed.
   let popped = "";
+  let lastPop = null;
   function popCall(data) {
     if (!data || data.call_id + "|" + data.caller === popped) { return; }
     popped = data.call_id + "|" + data.caller;
+    lastPop = data;
     screenPop(data);
   }
 
@@ -327,6 +338,9 @@
       $("ticket-result").textContent = "工单 " + result.data.number + " 已提交（" + result.data.status + "）";
       form.reset();
       transcript.touched = false;  // the next call's words may fill the form again
+      // A caller with a second request: the next ticket is about the same caller while the seat
+      // still holds the call.
+      if (lastPop && lastPop.call_id === seatCall) { $("ticket-phone").value = lastPop.caller || ""; }
     } else {
       const errors = result.data.errors || {};
       for (const [field, message] of Object.entries(errors)) {
