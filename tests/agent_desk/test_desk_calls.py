@@ -168,7 +168,7 @@ def _supervisor_phone(centre: Centre, db: sessionmaker[Session], lead_id: int) -
     return centre.seat_phone(SUPERVISOR_SEAT)
 
 
-def test_a_supervisor_listens_and_whispers_from_the_wallboard_and_the_agent_tries_a_busy_colleague(
+def test_a_supervisor_listens_and_whispers_from_the_wallboard_then_the_agent_transfers_to_a_colleague(
     centre: Centre,  # noqa: F811
     browser: Browser,
     live_server: str,
@@ -225,9 +225,20 @@ def test_a_supervisor_listens_and_whispers_from_the_wallboard_and_the_agent_trie
     expect(agent.locator("#seat-state")).to_have_text("通话中")
     agent.screenshot(path=artifacts / "3-desk-colleague-busy.png", full_page=True)
 
+    # 8002 goes ready with its phone: the transfer goes through, the agent wraps up and the
+    # colleague's phone rings; the wallboard shows 8002 on the call.
+    colleague = centre.seat_phone("8002")
+    centre.ready("8002")
+    agent.get_by_role("button", name="转座席").click()
+    expect(agent.locator("#toasts")).to_contain_text("已转给该座席，正在振铃", timeout=10_000)
+    assert seat_phone.expect("disconnected")
+    expect(agent.locator("#seat-state")).not_to_have_text("通话中")
+    assert colleague.expect("incoming")
+    expect(lead.locator("#seats tbody tr").filter(has_text="8002")).to_contain_text("通话中", timeout=10_000)
+    agent.screenshot(path=artifacts / "4-desk-transferred.png", full_page=True)
+
     caller.send("hangup")
     caller_heard = heard(caller)
-    assert seat_phone.expect("disconnected")
     seat_heard, supervisor_heard = heard(seat_phone), heard(supervisor)
     assert tone_share(supervisor_heard, CALLER_HZ) > 0.5 and tone_share(supervisor_heard, SEAT_HZ) > 0.5
     assert tone_share(seat_heard, SUPERVISOR_HZ) > 0.5
