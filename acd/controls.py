@@ -18,6 +18,12 @@ Actions (who may send them is the desk's business, see agent_desk):
 - transfer_seat (`target` a colleague's extension): refused (`seat_busy`) unless that seat is
   ready with its phone registered; then the agent leaves and the caller is offered to that seat
   first (if it does not answer, the caller keeps its place in the queue for the next seat);
+- consult (`target` a colleague's extension), then complete_transfer or cancel_consult: the
+  attended transfer. The caller is put on hold (music) and the colleague's phone rung (the seat
+  must be ready: `seat_busy` otherwise); agent and colleague talk; complete_transfer connects
+  the caller to the colleague and the agent leaves (hanging up does the same once the colleague
+  is on the line); cancel_consult, or the colleague hanging up or not answering, brings the
+  caller back to the agent;
 - transfer_number (`target` a number, e.g. a department hotline) and emergency (`target` one
   of `settings.emergency_numbers`): the number is called and joined to the call (三方通话); the
   agent stays until `drop_agent`;
@@ -49,6 +55,9 @@ class Action(enum.StrEnum):
     SURVEY = "survey"
     TRANSFER_QUEUE = "transfer_queue"
     TRANSFER_SEAT = "transfer_seat"
+    CONSULT = "consult"
+    COMPLETE_TRANSFER = "complete_transfer"
+    CANCEL_CONSULT = "cancel_consult"
     TRANSFER_NUMBER = "transfer_number"
     EMERGENCY = "emergency"
     DROP_AGENT = "drop_agent"
@@ -62,6 +71,7 @@ class Action(enum.StrEnum):
 NEEDS_TARGET = {
     Action.TRANSFER_QUEUE,
     Action.TRANSFER_SEAT,
+    Action.CONSULT,
     Action.TRANSFER_NUMBER,
     Action.EMERGENCY,
     Action.LISTEN,

@@ -99,7 +99,9 @@ class QueueOps:
 
     def _requeue(self, pipe: Any, call_id: str) -> None:
         raw = self.redis.hgetall(call_key(call_id))
-        if raw:
+        # Only a call that was being offered goes back: one that is bridged to another seat (the
+        # colleague an agent consulted did not answer) stays with its agent.
+        if raw and raw.get("state") == "offered":
             score = self._score(int(raw.get("priority", 0)), float(raw["entered_at"]))
             pipe.zadd(queue_key(raw["queue"]), {call_id: score})
             pipe.hset(call_key(call_id), mapping={"state": "waiting", "seat": ""})
@@ -279,6 +281,43 @@ class QueueOps:
                 Change(extension, SeatState.READY, SeatState.OFFERED, "transfer", self.clock(), call_id)
             )
         return offer
+
+    def reserve(self, call_id: str, extension: str) -> Change:
+        """Offer a bridged call's colleague seat for a consultation (attended transfer): the seat
+        must be ready with its phone registered; it is then `offered` for that call, and its phone
+        rung by the worker. `SeatTransitionError` otherwise. The call stays with its agent."""
+
+        def decide(pipe: Any) -> Change:
+            raw = pipe.hgetall(seat_key(extension))
+            if not raw:
+                raise KeyError(f"no seat {extension}")
+            seat = seat_from(extension, raw)
+            if seat.state is not SeatState.READY or not seat.registered:
+                raise SeatTransitionError(f"seat {extension} cannot take a call now ({seat.state.value})")
+            now = self.clock()
+            pipe.multi()
+            pipe.hset(
+                seat_key(extension),
+                mapping={"state": SeatState.OFFERED.value, "since": repr(now), "call_id": call_id},
+            )
+            return Change(extension, SeatState.READY, SeatState.OFFERED, "consult", now, call_id)
+
+        change: Change = self._atomically(decide)
+        if self.on_change:
+            self.on_change(change)
+        return change
+
+    def hand_over(self, call_id: str, extension: str) -> None:
+        """The call's seat is now `extension` (an attended transfer completed): the caller's leave
+        wraps that seat up."""
+
+        def decide(pipe: Any) -> None:
+            exists = pipe.exists(call_key(call_id))
+            pipe.multi()
+            if exists:
+                pipe.hset(call_key(call_id), "seat", extension)
+
+        self._atomically(decide)
 
     @staticmethod
     def _match(

@@ -24,6 +24,13 @@ What each action does to the media (the conference bridge of this worker):
   queue entry time, so it goes ahead of callers who came later.
 - transfer_seat: the colleague's seat must be ready; then the agent's leg ends and the caller is
   queued again and offered to that seat first (`AcdStore.offer_to`).
+- consult / complete_transfer / cancel_consult (attended transfer): the colleague's seat is
+  reserved (`AcdStore.reserve`: ready → offered for this call), the caller goes on hold, and a
+  second `SeatCall` rings the colleague without joining the caller (`bridge_caller=False`); agent
+  and colleague talk. Completing (or the agent hanging up once the colleague is on) joins the
+  caller to the colleague, whose `SeatCall` becomes the call's seat (`AcdStore.hand_over`), and
+  the agent wraps up. Cancelling, or the colleague not answering or hanging up, brings the caller
+  back to the agent.
 - transfer_number / emergency: the number is called through the trunk (a `sip:` URI directly)
   and, once it answers, joined to both (三方通话); its leg is recorded as `party`. drop_agent
   then leaves the caller with the department; when that party hangs up, the caller hears the
@@ -48,13 +55,14 @@ from acd.seat_states import SeatEvent, SeatState
 from hotline import bus
 from ivr import cdr
 from ivr.legs import Leg, LegEvent, LegKind, TransitionError
+from ivr.seat_call import SeatCall, SeatCallState, SeatOwner
 from ivr.sip import SipError
 
 if TYPE_CHECKING:
     from ivr.context import IvrContext
     from ivr.legs import LegTable
     from ivr.playback import Playback
-    from ivr.seat_call import CallerSide, SeatCall
+    from ivr.seat_call import CallerSide
     from ivr.sip import SipEdge, SipLeg
     from ivr.timers import Timer
 
@@ -72,8 +80,10 @@ _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 _URI = re.compile(r"^sips?:[^\s<>\"]+$")
 
 
-class TalkOwner(Protocol):
+class TalkOwner(SeatOwner, Protocol):
     """The caller's side of a bridged call (`QueueWait`, `CallbackCall`)."""
+
+    seat: SeatCall | None
 
     @property
     def playback(self) -> Playback: ...
@@ -153,6 +163,8 @@ class Talk:
         self.supervisor: OtherLeg | None = None
         self.mode = Action.LISTEN
         self.survey: Survey | None = None
+        self.consult: SeatCall | None = None  # the colleague rung for an attended transfer
+        self._consulting: Command | None = None
 
     @property
     def call_id(self) -> str:
@@ -176,6 +188,19 @@ class Talk:
             self._agent_leaves(command, "queue", command.target)
         elif action is Action.TRANSFER_SEAT:
             self._transfer_to_seat(command)
+        elif action is Action.CONSULT:
+            self._consult(command)
+        elif action is Action.COMPLETE_TRANSFER:
+            if self.consult is None or self.consult.state is not SeatCallState.TALKING:
+                reply(command, "not_allowed")
+            else:
+                self._agent_leaves(command, "consulted")
+        elif action is Action.CANCEL_CONSULT:
+            if self.consult is None:
+                reply(command, "not_allowed")
+            else:
+                self._drop_consult()
+                reply(command)
         elif action in (Action.TRANSFER_NUMBER, Action.EMERGENCY):
             self._call_party(command)
         elif action is Action.DROP_AGENT:
@@ -193,7 +218,7 @@ class Talk:
                 reply(command)
 
     def _hold(self, command: Command, hold: bool) -> None:
-        if self.agent_gone or hold == self.held:
+        if self.agent_gone or hold == self.held or self.consult is not None:
             self.controls.reply(command, "not_allowed")
             return
         ctx, ext, call_id = self.ctx, self.seat.extension, self.call_id
@@ -265,6 +290,16 @@ class Talk:
             self.owner.playback.stop()
         if self.over:
             return False
+        if self.consult is not None:
+            if self.consult.state is SeatCallState.TALKING:
+                self._hand_over(self.consult)  # completed, or the agent hung up on the colleague
+                return True
+            # The colleague's phone still rings: the caller waits in the queue rather than alone.
+            self._drop_consult()
+            self.controls.forget(self)
+            self.side.note(transfer="queue", queue="", why="consult_unanswered")
+            self.owner.requeue("")
+            return True
         if self.after_agent == "survey":
             self.survey = Survey(self)
             self.survey.start()
@@ -283,6 +318,124 @@ class Talk:
             self._connect_supervisor()
             return True  # the caller stays with the department (三方通话, agent gone)
         return False
+
+    # Attended transfer ---------------------------------------------------------------------------
+    def _consult(self, command: Command) -> None:
+        extension, link, ctx = command.target, self.ctx.seat_link, self.ctx
+        if self.agent_gone or self.consult is not None or self.party is not None or link is None:
+            self.controls.reply(command, "not_allowed")
+            return
+        if extension == self.seat.extension:
+            self.controls.reply(command, "not_allowed")
+            return
+        if not self.controls.legs.can_add_party():
+            self.controls.reply(command, "no_room")
+            return
+        call_id = self.call_id
+        ctx.offload.redis(
+            lambda: ctx.acd().reserve(call_id, extension),
+            on_done=lambda _change: self._reserved(command, extension),
+            on_error=lambda _exc: self.controls.reply(command, "seat_busy"),
+        )
+
+    def _reserved(self, command: Command, extension: str) -> None:
+        ctx, call_id, link = self.ctx, self.call_id, self.ctx.seat_link
+        if self.over or self.agent_gone or self.consult is not None or link is None:
+            ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+            self.controls.reply(command, "no_call")
+            return
+        seat = SeatCall(self, self.side, link, extension, bridge_caller=False)
+        if not seat.start():
+            ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+            self.controls.reply(command, "failed")
+            return
+        self.consult, self._consulting = seat, command
+        self.side.note(consult=extension)
+        # The caller waits with music meanwhile, and the agent's seat shows it (held).
+        ext = self.seat.extension
+        ctx.offload.redis(
+            lambda: ctx.acd().seat_event(ext, SeatEvent.HOLD, call_id=call_id),
+            on_error=lambda exc: log.info("seat %s: hold for a consultation not recorded: %s", ext, exc),
+        )
+        self.held = True
+        if self.seat.leg is not None:
+            self.side.leg.unbridge(self.seat.leg)
+        self.owner.playback.play(["hold_notice"], on_done=self._music)
+
+    # The consulted colleague's SeatCall reports here (SeatOwner).
+    def connected(self, seat: SeatCall) -> None:
+        if seat is not self.consult:
+            return
+        if self.agent_gone:
+            self._hand_over(seat)
+            return
+        if seat.leg is not None and self.seat.leg is not None:
+            seat.leg.bridge(self.seat.leg)  # agent and colleague talk; the caller hears music
+        if self._consulting is not None:
+            self.controls.reply(self._consulting)
+
+    def seat_failed(self, seat: SeatCall) -> None:
+        if seat is not self.consult:
+            return
+        self.consult = None
+        if self._consulting is not None:
+            self.controls.reply(self._consulting, "failed")
+        self._back_to_agent()
+
+    def seat_left(self, seat: SeatCall) -> None:
+        if seat is self.consult:  # the colleague hung up before the transfer was completed
+            self.consult = None
+            self._back_to_agent()
+
+    def _back_to_agent(self) -> None:
+        if self.over or self.agent_gone:
+            return
+        ctx, ext, call_id = self.ctx, self.seat.extension, self.call_id
+        ctx.offload.redis(
+            lambda: ctx.acd().seat_event(ext, SeatEvent.UNHOLD, call_id=call_id),
+            on_error=lambda exc: log.info("seat %s: back from a consultation not recorded: %s", ext, exc),
+        )
+        self.held = False
+        self.owner.playback.stop()
+        if self.seat.leg is not None:
+            self.side.leg.bridge(self.seat.leg)
+        self.side.note(consult="ended")
+
+    def _drop_consult(self) -> None:
+        """Stop consulting: the colleague's leg ends (wrap-up if it talked, ready if it rang)."""
+        seat, self.consult = self.consult, None
+        if seat is None:
+            return
+        if seat.state is SeatCallState.TALKING:
+            seat.hang_up()
+        else:
+            seat.withdraw()
+            ctx, ext, call_id = self.ctx, seat.extension, self.call_id
+            ctx.offload.redis(lambda: ctx.acd().seat_event(ext, SeatEvent.CANCEL, call_id=call_id))
+        self._back_to_agent()
+
+    def _hand_over(self, seat: SeatCall) -> None:
+        """The colleague takes the call: joined to the caller, and the call's seat from now on."""
+        self.consult, self.after_agent = None, ""
+        previous, self.seat = self.seat, seat
+        seat.owner = self.owner
+        self.owner.seat = seat
+        self.agent_gone = False
+        self.held = False
+        self.owner.playback.stop()
+        if seat.leg is not None:
+            if previous.leg is not None:
+                previous.leg.unbridge(seat.leg)
+            self.side.leg.bridge(seat.leg)
+        ctx, call_id, ext = self.ctx, self.call_id, seat.extension
+        ctx.offload.redis(lambda: ctx.acd().hand_over(call_id, ext))
+        self.side.note(transfer="attended", seat=ext)
+        ctx.events.publish(
+            "call.transferred",
+            {"call_id": call_id, "seat": ext, "from_seat": previous.extension, "worker": ctx.worker},
+            result_rooms(None),
+        )
+        self._connect_supervisor()
 
     def _call_party(self, command: Command) -> None:
         target = command.target
@@ -372,6 +525,7 @@ class Talk:
         self.over = True
         if self.survey is not None:
             self.survey.cancel()
+        self._drop_consult()
         self._hang_up_others()
         self.controls.forget(self)
 

@@ -84,8 +84,19 @@ class SeatOwner(Protocol):
 
 
 class SeatCall:
-    def __init__(self, owner: SeatOwner, flow: CallerSide, link: SeatLink, extension: str) -> None:
+    def __init__(
+        self,
+        owner: SeatOwner,
+        flow: CallerSide,
+        link: SeatLink,
+        extension: str,
+        *,
+        bridge_caller: bool = True,
+    ) -> None:
         self.owner = owner
+        # False for a colleague an agent consults (attended transfer): answered and recorded, but
+        # joined to the caller only when the agent completes the transfer (ivr.call_control).
+        self.bridge_caller = bridge_caller
         self.flow = flow
         self.link = link
         self.extension = extension
@@ -209,6 +220,10 @@ class SeatCall:
     def caller_left(self) -> None:
         self._hang_up("caller_left")
 
+    def hang_up(self) -> None:
+        """End the seat's leg as if the agent had hung up (the seat wraps up)."""
+        self._hang_up("")
+
     def _confirmed(self, change: Change) -> None:
         if self.state is not SeatCallState.CONFIRMING:
             return  # the caller left meanwhile: its leave wraps the seat up
@@ -226,7 +241,7 @@ class SeatCall:
     def _bridge(self) -> None:
         if self._bridged or self.state is not SeatCallState.TALKING or not self._media or self.leg is None:
             return
-        if not self.flow.leg.bridge(self.leg):
+        if self.bridge_caller and not self.flow.leg.bridge(self.leg):
             return  # audio not up yet on one side: tried again when it is
         self._bridged = True
         ctx, call_id = self.flow.ctx, self.call_id

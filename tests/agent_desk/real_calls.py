@@ -20,7 +20,7 @@ from hotline.accounts import Role, User, hash_password
 from hotline.db import transaction
 from hotline.settings import Settings
 from ivr import kamailio
-from tests.helpers import log_in_page, wait_until
+from tests.helpers import log_in_page
 from tickets.catalog import seed_catalog
 from tickets.models import Channel, Department, DepartmentKind
 from tickets.service import create_ticket
@@ -108,21 +108,8 @@ def take_a_call(centre: Centre, page: Page, base: str) -> tuple[Phone, str]:
 
 
 def heard(phone: Phone) -> Path:
-    """What a test phone recorded, once its call is over and the file is whole.
-
-    The phone says `closed` when it lets go of its recorder, but pjmedia's conference bridge
-    removes ports asynchronously (2.14 on): the WAV header gets its sizes a moment later. A file
-    read before that has a RIFF size of 0 ("not a WAVE file"), seen here.
-    """
-    path = Path(phone.expect("closed").split(" ", 1)[1])
-
-    def whole() -> bool:
-        with path.open("rb") as wav:
-            head = wav.read(8)
-        return len(head) == 8 and int.from_bytes(head[4:], "little") == path.stat().st_size - 8
-
-    assert wait_until(whole, timeout=5), f"{path} was never completed"
-    return path
+    """What a test phone recorded, once its call is over and the file is whole (`Phone.heard`)."""
+    return phone.heard()
 
 
 def pause(centre: Centre, seconds: float) -> None:

@@ -94,6 +94,23 @@ class Phone:
             if line.startswith(prefix):
                 return line
 
+    def heard(self, timeout: float = 5.0) -> Path:
+        """What this phone recorded of its call, once the call is over and the file is whole.
+
+        The phone says `closed` when it lets go of its recorder, but pjmedia's conference bridge
+        removes ports asynchronously (2.14 on): the WAV header gets its sizes a moment later, and a
+        file read before that has a RIFF size of 0 ("not a WAVE file").
+        """
+        path = Path(self.expect("closed").split(" ", 1)[1])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with path.open("rb") as wav:
+                head = wav.read(8)
+            if len(head) == 8 and int.from_bytes(head[4:], "little") == path.stat().st_size - 8:
+                return path
+            time.sleep(0.05)
+        raise AssertionError(f"{path} was never completed")
+
     def call(self, uri: str) -> None:
         self.send(f"call {uri}")
         self.expect("media")

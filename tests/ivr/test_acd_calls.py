@@ -7,7 +7,6 @@ import datetime as dt
 import secrets
 import subprocess
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -78,7 +77,7 @@ def test_three_callers_two_seats_longest_idle_first_both_sides_heard_and_the_thi
 
     # The first caller hangs up: 8002 wraps up (1 s here), is ready by itself, and takes the third.
     first.send("hangup")
-    first.expect("closed")
+    first.heard()
     assert seat2.expect("disconnected")
     answered = event(lab, "call.answered", timeout=15, call_id=third_id)
     assert answered["seat"] == "8002"
@@ -101,12 +100,12 @@ def test_three_callers_two_seats_longest_idle_first_both_sides_heard_and_the_thi
     assert tone_share(root / legs["agent"].path, CALLER_HZ) < 0.2
     # And each phone heard the other side.
     assert tone_share(first.record, SEAT_HZ) > 0.5
-    seat2_heard = Path(seat2.expect("closed").split(" ", 1)[1])
+    seat2_heard = seat2.heard()
     assert tone_share(seat2_heard, CALLER_HZ) > 0.5
 
     for phone in (second, third):
         phone.send("hangup")
-        phone.expect("closed")
+        phone.heard()
     for call_id in (second_id, third_id):
         assert closed(db, lab, call_id).disposition is Disposition.ANSWERED
     assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
@@ -131,7 +130,7 @@ def test_a_seat_that_does_not_answer_goes_not_ready_and_a_caller_or_seat_leaving
     centre.ready("8001")
     assert seat1.expect("incoming", timeout=15)
     caller.send("hangup")
-    caller.expect("closed")
+    caller.heard()
     assert seat1.expect("disconnected")
     assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=5)
     row = closed(db, lab, call_id)
@@ -153,7 +152,7 @@ def test_a_seat_that_does_not_answer_goes_not_ready_and_a_caller_or_seat_leaving
     assert event(lab, "call.answered", timeout=15, call_id=call2)["seat"] == "8002"
     assert seat2.expect("incoming")
     caller2.send("hangup")
-    caller2.expect("closed")
+    caller2.heard()
     assert closed(db, lab, call2).disposition is Disposition.ANSWERED
     assert acd.seat("8001").state is SeatState.LOGGED_OUT
     assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
@@ -227,7 +226,7 @@ def test_waiting_callers_hear_the_wait_may_leave_a_message_or_be_called_back_and
     event(lab, "voicemail.recording", timeout=15, call_id=call_id)
     lab.wait_for(lambda: False, timeout=1.5)  # a message of a second and a half
     caller.send("hangup")
-    caller.expect("closed")
+    caller.heard()
     row = closed(db, lab, call_id)
     assert row.disposition is Disposition.VOICEMAIL
     assert {"node": "entry", "queue": "general", "result": "nobody_logged_in", "fallback": "voicemail"} in (
@@ -244,7 +243,7 @@ def test_waiting_callers_hear_the_wait_may_leave_a_message_or_be_called_back_and
     lab.wait_for(lambda: False, timeout=2.5)  # one round of the comfort loop
     second.send("dtmf 2")
     assert second.expect("disconnected", timeout=10)  # "已为您保留排队位置…", goodbye, hung up
-    second.expect("closed")
+    second.heard()
     assert closed(db, lab, second_id).disposition is Disposition.CALLBACK
     (task,) = callback_tasks(db, "13800000032")
     assert task.reason is CallbackReason.VIRTUAL_HOLD and task.status is CallbackStatus.OPEN
@@ -258,7 +257,7 @@ def test_waiting_callers_hear_the_wait_may_leave_a_message_or_be_called_back_and
     event(lab, "voicemail.recording", timeout=10, call_id=third_id)
     lab.wait_for(lambda: False, timeout=1.5)
     third.send("hangup")
-    third.expect("closed")
+    third.heard()
     assert closed(db, lab, third_id).disposition is Disposition.VOICEMAIL
     assert acd.waiting("general") == [] and callback_tasks(db, "13800000033") == []
 
@@ -322,7 +321,7 @@ def test_a_missed_caller_is_called_back_when_a_seat_is_ready_and_put_through_to_
     talk(citizen, seat, centre)
     lab.wait_for(lambda: False, timeout=2.5)
     citizen.send("hangup")
-    citizen.expect("closed")
+    citizen.heard()
 
     def task() -> CallbackTask:
         (found,) = callback_tasks(db, number)

@@ -5,7 +5,6 @@ another queue, and the errors a desk is told about."""
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -84,7 +83,7 @@ def test_hold_plays_music_and_keeps_the_agent_unheard_and_the_survey_stores_the_
     pause(centre, 1.0)  # "请您对本次服务进行评价…"
     caller.send("dtmf 2")
     assert caller.expect("disconnected", timeout=15) == "disconnected 200"  # thanked, then goodbye
-    heard = Path(caller.expect("closed").split(" ", 1)[1])
+    heard = caller.heard()
 
     row = closed(db, lab, call_id)
     assert row.disposition is Disposition.ANSWERED and row.survey_score == 2
@@ -131,12 +130,12 @@ def test_a_supervisor_listens_then_whispers_to_the_agent_alone(
     pause(centre, 2.5)
     assert control(centre, call_id, Action.STOP_LISTENING)["ok"] is True
     assert supervisor.expect("disconnected")
-    supervisor_heard = Path(supervisor.expect("closed").split(" ", 1)[1])
+    supervisor_heard = supervisor.heard()
 
     caller.send("hangup")
-    caller_heard = Path(caller.expect("closed").split(" ", 1)[1])
+    caller_heard = caller.heard()
     seat.expect("disconnected")
-    seat_heard = Path(seat.expect("closed").split(" ", 1)[1])
+    seat_heard = seat.heard()
     # The supervisor heard both sides; only the agent heard the supervisor.
     assert tone_share(supervisor_heard, CALLER_HZ) > 0.5 and tone_share(supervisor_heard, SEAT_HZ) > 0.5
     assert tone_share(seat_heard, SUPERVISOR_HZ) > 0.5
@@ -166,7 +165,7 @@ def test_a_department_joins_the_call_the_agent_leaves_it_and_transfers_go_to_a_q
     pause(centre, 2.5)
     department.send("hangup")
     assert caller.expect("disconnected", timeout=15) == "disconnected 200"  # goodbye, then hung up
-    department_heard = Path(department.expect("closed").split(" ", 1)[1])
+    department_heard = department.heard()
     assert tone_share(department_heard, CALLER_HZ) > 0.5
     row = closed(db, lab, call_id)
     assert any(step.get("party", "").startswith("sip:12319@") for step in row.ivr_path)
@@ -207,7 +206,7 @@ def test_a_department_joins_the_call_the_agent_leaves_it_and_transfers_go_to_a_q
         timeout=15,
     )
     caller2.send("hangup")
-    caller2.expect("closed")
+    caller2.heard()
     row2 = closed(db, lab, call2)
     assert {"node": "entry", "transfer": "queue", "queue": "general"} in row2.ivr_path
     assert {"node": "entry", "transfer": "seat", "seat": "8001"} in row2.ivr_path
@@ -217,3 +216,55 @@ def test_a_department_joins_the_call_the_agent_leaves_it_and_transfers_go_to_a_q
         lambda: {r.leg for r in recordings(db, call2) if r.complete} == everyone, timeout=10
     ), [(r.leg, r.complete) for r in recordings(db, call2)]
     assert lab.wait_for(lambda: not centre.stuck(), timeout=5), centre.stuck()
+
+
+def test_an_attended_transfer_lets_the_agent_talk_to_the_colleague_first_and_a_cancelled_one_returns(
+    centre: Centre, db: sessionmaker[Session]
+) -> None:
+    lab, acd = centre.softswitch, centre.acd
+    centre.seat_phone("8001")
+    centre.ready("8001")
+    caller, call_id, seat1 = bridged(centre, "13800000065", "8001")
+    seat2 = centre.seat_phone("8002")
+
+    # A colleague who is not ready cannot be consulted.
+    assert control(centre, call_id, Action.CONSULT, "8002", seat="8001")["error"] == "seat_busy"
+    centre.ready("8002")
+    assert control(centre, call_id, Action.CONSULT, "8002", seat="8001")["ok"] is True  # 8002 answered
+    assert seat2.expect("incoming")
+    assert acd.seat("8001").state is SeatState.HELD and acd.seat("8002").state is SeatState.TALKING
+    seat1.send(f"play {centre.voices / 'seat.wav'}")  # "这位市民反映…", said to the colleague only
+    pause(centre, 2.3)
+    assert control(centre, call_id, Action.COMPLETE_TRANSFER, seat="8001")["ok"] is True
+    assert seat1.expect("disconnected")
+    caller.send(f"play {centre.voices / 'caller.wav'}")  # the caller now talks to 8002
+    pause(centre, 2.3)
+    assert lab.wait_for(lambda: acd.seat("8001").state in (SeatState.WRAP_UP, SeatState.READY), timeout=5)
+    assert acd.seat("8002").state is SeatState.TALKING
+
+    # 8002 consults 8001 in turn and thinks better of it: the caller is back with 8002.
+    assert lab.wait_for(lambda: acd.seat("8001").state is SeatState.READY, timeout=10)
+    assert control(centre, call_id, Action.CONSULT, "8001", seat="8001")["error"] == "not_your_call"
+    assert control(centre, call_id, Action.CONSULT, "8001", seat="8002")["ok"] is True
+    assert seat1.expect("incoming")
+    assert control(centre, call_id, Action.CANCEL_CONSULT, seat="8002")["ok"] is True
+    assert seat1.expect("disconnected")
+    assert lab.wait_for(lambda: acd.seat("8002").state is SeatState.TALKING, timeout=5)
+
+    caller.send("hangup")
+    caller_heard = caller.heard()
+    seat2.expect("disconnected")
+    seat2_heard = seat2.heard()
+    assert tone_share(seat2_heard, SEAT_HZ) > 0.5  # the consultation
+    assert tone_share(seat2_heard, CALLER_HZ) > 0.5  # then the caller
+    assert tone_share(caller_heard, SEAT_HZ) < 0.2  # who did not hear the agents consult
+    row = closed(db, lab, call_id)
+    assert {"node": "entry", "transfer": "attended", "seat": "8002"} in row.ivr_path
+    assert lab.wait_for(lambda: not centre.stuck(), timeout=10), centre.stuck()
+    assert lab.wait_for(
+        lambda: (
+            {r.leg for r in recordings(db, call_id) if r.complete}
+            == {"caller", "agent", "agent-2", "agent-3"}
+        ),
+        timeout=10,
+    )

@@ -47,7 +47,7 @@ def test_a_phone_hears_the_greeting_presses_0_and_waits_for_a_person(
 
     softswitch.wait_for(lambda: False, timeout=1.0)  # on hold for a moment
     phone.send("hangup")
-    phone.expect("closed")
+    phone.heard()
     row = closed(db, softswitch, call_id)
     assert row.disposition is Disposition.ABANDONED_QUEUE
     assert softswitch.wait_for(lambda: acd.waiting("general") == [], timeout=3)

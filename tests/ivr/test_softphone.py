@@ -79,7 +79,7 @@ def test_hotline_phone_registers_as_a_seat_and_carries_the_call_through_wav_file
 
     # The agent heard the caller, and the caller heard the agent.
     assert tone_share(heard, CALLER_HZ) > 0.5
-    caller.expect("closed")
+    caller.heard()
     assert tone_share(caller.record, SEAT_HZ) > 0.5
 
 
@@ -126,7 +126,7 @@ def test_hotline_phone_carries_the_call_through_the_sound_devices(
         caller.send(f"play {write_wav(tmp_path / 'caller.wav', tone(2.0, CALLER_HZ))}")
         time.sleep(3.0)  # the voice goes round: network, speaker, the sink's monitor, microphone
         caller.send("hangup")
-        caller.expect("closed")
+        caller.heard()
         assert agent.expect("ended").startswith("ended")
     finally:
         caller.quit()

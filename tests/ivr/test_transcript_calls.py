@@ -79,7 +79,7 @@ def test_both_legs_are_transcribed_live_published_with_their_speaker_and_kept_af
     seat.send(f"play {said}")
     spoken = event(lab, "transcript", timeout=20, call_id=call_id, leg="agent")
     caller.send("hangup")
-    caller.expect("closed")
+    caller.heard()
     assert closed(db, lab, call_id).disposition is Disposition.ANSWERED
 
     for segment in (first, spoken):
