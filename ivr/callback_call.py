@@ -22,11 +22,11 @@ from ivr.seat_call import SeatCall
 
 if TYPE_CHECKING:
     from acd.store import Offer
-    from ivr.call_control import Talk
     from ivr.context import IvrContext
     from ivr.dialer import OutboundCall
     from ivr.playback import Playback
     from ivr.sip import SipLeg
+    from ivr.talk import Talk
     from ivr.timers import Timer
 
 log = logging.getLogger(__name__)

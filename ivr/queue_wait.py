@@ -34,10 +34,10 @@ from ivr.scenes import Goodbye
 from ivr.seat_call import SeatCall
 
 if TYPE_CHECKING:
-    from ivr.call_control import Talk
     from ivr.flow import CallFlow
     from ivr.playback import Playback
     from ivr.seat_link import SeatTimes
+    from ivr.talk import Talk
     from ivr.timers import Timer
 
 log = logging.getLogger(__name__)
