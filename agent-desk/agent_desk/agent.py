@@ -153,6 +153,7 @@ def state() -> ResponseReturnValue:
         seat = _my_seat(session)
         current = _seat_state(seat.extension)
         current["call"] = _screen_pop(session, current["call_id"])
+        current["consult"] = _consult(session, seat.extension)
         return jsonify(current)
 
 
@@ -178,6 +179,21 @@ def seat_event() -> ResponseReturnValue:
         current = _seat_state(extension)
         return jsonify(error=f"当前状态（{current['label']}）下不能执行该操作", state=current), 409
     return jsonify(_seat_state(extension))
+
+
+def _consult(session: Session, extension: str) -> dict[str, Any] | None:
+    """The attended transfer the seat is part of (see `call_controls.consultation`), with who the
+    other seat is: a reloaded desk shows it again."""
+    consult = call_controls.consultation(_acd(), extension)
+    if consult is None:
+        return None
+    names = dict(_colleagues(session, extension))
+    return {
+        "role": consult.role,
+        "extension": consult.other,
+        "name": names.get(consult.other, ""),
+        "answered": consult.answered,
+    }
 
 
 def _queue_names(session: Session) -> list[str]:

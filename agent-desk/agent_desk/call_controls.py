@@ -4,12 +4,17 @@ A command goes to the softswitch worker holding the call (`acd.controls.send`, o
 worker's outcome comes back later as a `call.control` event, which the page shows. Here: an agent
 acts only on its own seat's current call, a supervisor listens from its own seat, targets are
 checked, every command sent (or found undeliverable) is audited, and refusals are in Chinese.
+
+An attended transfer in progress is read from the ACD, never kept here: while an agent consults,
+its seat is held on the call and the colleague's seat is offered (ringing) or talking on the
+same call, and the call record still names the agent's seat (`Consultation`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, jsonify
@@ -37,6 +42,9 @@ ACTION_LABELS = {
     Action.SURVEY: "转满意度评价",
     Action.TRANSFER_QUEUE: "转队列",
     Action.TRANSFER_SEAT: "转座席",
+    Action.CONSULT: "咨询转接",
+    Action.COMPLETE_TRANSFER: "完成转接",
+    Action.CANCEL_CONSULT: "取消咨询",
     Action.TRANSFER_NUMBER: "转接号码",
     Action.EMERGENCY: "紧急转接",
     Action.DROP_AGENT: "退出三方通话",
@@ -47,6 +55,10 @@ ACTION_LABELS = {
 }
 UNAVAILABLE = {"no_call": ("通话已结束", 409), "no_worker": ("软交换暂时不可用，请稍后再试", 503)}
 NUMBER = re.compile(r"\d{3,20}")
+# While consulting: what the agent may still do (hanging up hands the call over, or queues the
+# caller if the colleague has not answered yet: the worker decides).
+WHILE_CONSULTING = frozenset({Action.COMPLETE_TRANSFER, Action.CANCEL_CONSULT, Action.HANG_UP})
+CONSULTING = "正在咨询同事，请先完成转接或取消咨询"
 LIMIT = "30 per minute"  # per user: far above what a person clicks, far below a stuck script
 
 
@@ -85,6 +97,58 @@ def _call_on(store: AcdStore, extension: str, call_id: Any, missing: str) -> str
     return live.call_id
 
 
+@dataclass(frozen=True)
+class Consultation:
+    """An attended transfer in progress on a seat's call, as the ACD shows it.
+
+    `role` is "consulting" on the agent's seat (it asked `other`, a colleague) and "consulted" on
+    the colleague's (`other` is the agent's seat, whose call it still is); `answered`: the
+    colleague's phone was answered, so the transfer can be completed.
+    """
+
+    role: str
+    other: str
+    answered: bool
+
+
+def consultation(store: AcdStore, extension: str) -> Consultation | None:
+    """The attended transfer the seat at `extension` is part of now, if any."""
+    try:
+        mine = store.seat(extension)
+    except KeyError:
+        return None
+    if mine.state not in (SeatState.OFFERED, SeatState.TALKING, SeatState.HELD) or not mine.call_id:
+        return None
+    owner = store.offered_to(mine.call_id)
+    if owner and owner != extension:
+        # Offered or talking on a call whose seat is another: reserved by an agent who consults.
+        return Consultation("consulted", owner, mine.state is SeatState.TALKING)
+    # The worker holds the caller as soon as the colleague's seat is reserved: only a held seat
+    # can be consulting, and only then are the other seats read.
+    if owner != extension or mine.state is not SeatState.HELD:
+        return None
+    for seat in store.seats():
+        if (
+            seat.extension != extension
+            and seat.call_id == mine.call_id
+            and seat.state in (SeatState.OFFERED, SeatState.TALKING)
+        ):
+            return Consultation("consulting", seat.extension, seat.state is SeatState.TALKING)
+    return None
+
+
+def _allowed_during(action: Action, consult: Consultation | None) -> None:
+    """Refuse what does not fit the attended transfer in progress (or the lack of one)."""
+    if consult is not None and consult.role == "consulted":
+        raise Refused("同事正在向您咨询，转接完成后才能操作该通话")
+    if consult is None and action in (Action.COMPLETE_TRANSFER, Action.CANCEL_CONSULT):
+        raise Refused("当前没有进行中的咨询转接")
+    if consult is not None and action not in WHILE_CONSULTING:
+        raise Refused(CONSULTING)
+    if consult is not None and action is Action.COMPLETE_TRANSFER and not consult.answered:
+        raise Refused("同事尚未接听，暂不能完成转接")
+
+
 def emergency_numbers() -> dict[str, str]:
     """The emergency lines this centre transfers to, each with its name."""
     numbers = current_app.extensions["hotline"]["settings"].emergency_numbers
@@ -99,6 +163,8 @@ def _target(action: Action, raw: Any, queues: Collection[str], colleagues: Colle
     # it hands the caller over.
     if action is Action.TRANSFER_SEAT and target not in colleagues:
         raise Refused("请选择要转接的座席", 400)
+    if action is Action.CONSULT and target not in colleagues:
+        raise Refused("请选择要咨询的座席", 400)
     if action is Action.TRANSFER_NUMBER:
         target = re.sub(r"[\s-]", "", target)
         if not NUMBER.fullmatch(target):
@@ -120,6 +186,7 @@ def agent_command(
     extensions, where a call may be transferred)."""
     chosen = _action(action, AGENT_ACTIONS)
     call_id = _call_on(store, extension, body.get("call_id"), "您的座席当前没有通话")
+    _allowed_during(chosen, consultation(store, extension))
     target = _target(chosen, body.get("target"), queues, colleagues)
     return Command(call_id, chosen, target, by_user=current_user.id, seat=extension)
 

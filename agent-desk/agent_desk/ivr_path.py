@@ -4,7 +4,8 @@ The softswitch notes what happened as small dicts (`ivr.menu_run`, `ivr.flow.not
 node `{"node", "via"}`, a key or word `{"node", "input", "via", "action"|"result"}`, silence
 `{"via": "timeout"}`, the queue `{"queue"}`, a seat `{"seat", "result"}`, voicemail, ticket
 look-up, transfer, callback, and the call controls carried out (`ivr.call_control`:
-`{"control", "target", "by"}`: an agent's transfer shows to the next agent). Entries the desk has no
+`{"control", "target", "by"}`: an agent's transfer shows to the next agent) with what came of
+them (`{"transfer": "queue"|"seat"|"attended", ...}`, `{"consult": ...}`). Entries the desk has no
 words for are left out. No I/O here.
 """
 
@@ -65,12 +66,30 @@ def _control(entry: dict[str, Any]) -> str | None:
     return f"{label} {target}" if label and target else label
 
 
+def _handed_on(entry: dict[str, Any]) -> str | None:
+    """Where an agent's transfer took the caller (these notes also name a queue or a seat)."""
+    kind, queue = entry["transfer"], str(entry.get("queue") or "")
+    if kind == "attended":
+        return f"咨询转接至座席 {entry.get('seat', '')}"
+    if kind == "seat":
+        return f"转座席 {entry.get('seat', '')}"
+    if kind == "queue" and entry.get("why") == "consult_unanswered":
+        return "同事未接听，市民转入排队"
+    if kind == "queue":
+        return f"转队列 {QUEUE_LABELS.get(queue, queue)}".strip()
+    return None
+
+
 def _step(entry: dict[str, Any]) -> str | None:
     via = entry.get("via")
     if "input" in entry:
         return _key(entry)
     if "control" in entry:
         return _control(entry)
+    if entry.get("transfer") in {"attended", "seat", "queue"}:
+        return _handed_on(entry)
+    if "consult" in entry:
+        return "咨询结束，恢复通话" if entry["consult"] == "ended" else None
     if via in {"start", "submenu", "hours"}:
         return _node(entry)
     if via == "timeout":

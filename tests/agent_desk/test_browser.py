@@ -19,7 +19,9 @@ from acd.models import Call, Seat
 from acd.seat_states import SeatEvent
 from acd.store import AcdStore
 from hotline import bus
+from hotline.accounts import Role
 from hotline.db import transaction
+from tests.agent_desk.conftest import staff
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.browser
@@ -49,6 +51,28 @@ def _offer(app: Flask, db: sessionmaker[Session], call_id: str, worker: str = "s
     acd.set_registered("8001", True)
     acd.enqueue(call_id, "general", caller="13800000000", worker=worker)
     assert [offer.extension for offer in acd.dispatch(worker=worker)] == ["8001"]
+
+
+class _Worker:
+    """The softswitch worker holding the calls (outside the desk): its command channel, and its answers."""
+
+    def __init__(self, client: redis.Redis, events: bus.EventBus, name: str = "sip-worker-1@browser") -> None:
+        self.name, self.events = name, events
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(channel(name))
+
+    def command(self) -> Command:
+        # None also for the subscription's own confirmation: read until a command comes.
+        message = wait_until(lambda: self.pubsub.get_message(timeout=0.1), timeout=5)
+        assert message is not None, "no command reached the worker"
+        return Command.decode(message["data"])
+
+    def answer(self, sent: Command, ok: bool, error: str = "") -> None:
+        data = {"id": sent.id, "call_id": sent.call_id, "action": sent.action.value, "ok": ok, "error": error}
+        self.events.publish(RESULT_EVENT, data, rooms=result_rooms(sent.by_user))
+
+    def close(self) -> None:
+        self.pubsub.close()
 
 
 def test_seat_buttons_wallboard_and_screen_pop(
@@ -154,20 +178,8 @@ def test_call_controls_reach_the_softswitch_and_show_its_answer(
     people: Any,
     artifacts: Path,
 ) -> None:
-    worker = "sip-worker-1@browser"
-    # The softswitch worker holding the call (outside the desk): its command channel, and its answers.
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(channel(worker))
-
-    def command() -> Command:
-        # None also for the subscription's own confirmation: read until a command comes.
-        message = wait_until(lambda: pubsub.get_message(timeout=0.1), timeout=5)
-        assert message is not None, "no command reached the worker"
-        return Command.decode(message["data"])
-
-    def answer(sent: Command, ok: bool, error: str = "") -> None:
-        data = {"id": sent.id, "call_id": sent.call_id, "action": sent.action.value, "ok": ok, "error": error}
-        event_bus.publish(RESULT_EVENT, data, rooms=result_rooms(sent.by_user))
+    softswitch = _Worker(redis_client, event_bus)
+    worker, command, answer = softswitch.name, softswitch.command, softswitch.answer
 
     with transaction(db) as session:
         session.add(
@@ -238,5 +250,147 @@ def test_call_controls_reach_the_softswitch_and_show_its_answer(
     expect(row).to_contain_text("监听中")
     expect(agent.locator("#toasts")).not_to_contain_text("正在监听")  # the supervisor's, not the agent's
     lead.screenshot(path=artifacts / "2-wallboard-listening.png", full_page=True)
-    pubsub.close()
+    softswitch.close()
+    assert errors == []
+
+
+def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_desk(
+    browser: Browser,
+    app: Flask,
+    db: sessionmaker[Session],
+    live_server: str,
+    event_bus: bus.EventBus,
+    redis_client: redis.Redis,
+    people: Any,
+    artifacts: Path,
+) -> None:
+    softswitch = _Worker(redis_client, event_bus)
+    answer = softswitch.answer
+
+    def command(action: str) -> Command:
+        sent = softswitch.command()
+        assert (sent.call_id, sent.action.value, sent.seat) == ("c-7", action, "8001")
+        return sent
+
+    with transaction(db) as session:
+        agent2 = staff("agent2", "话务员02", Role.AGENT)
+        session.add(agent2)
+        session.flush()
+        session.add(Seat(extension="8002", name="8002座席", sip_password="x", skills={}, agent_id=agent2.id))
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    agent = browser.new_context().new_page()
+    colleague = browser.new_context().new_page()
+    errors: list[str] = []
+    for page, username in ((colleague, "agent2"), (agent, "agent1")):
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        _login(page, live_server, username)
+        page.goto(f"{live_server}/desk/")
+        expect(page.locator("#connection")).to_have_text("已连接")
+        page.get_by_role("button", name="签入").click()
+        page.get_by_role("button", name="示闲").click()
+        expect(page.locator("#seat-state")).to_have_text("示闲")
+    acd.set_registered("8002", True)
+    _offer(app, db, "c-7", softswitch.name)
+    acd.seat_event("8001", SeatEvent.ANSWER, call_id="c-7")
+    expect(agent.locator("#seat-state")).to_have_text("通话中", timeout=3000)
+    button = agent.get_by_role("button", name="咨询转接")
+    complete, cancel = (
+        agent.get_by_role("button", name="完成转接"),
+        agent.get_by_role("button", name="取消咨询"),
+    )
+    hold, status = agent.get_by_role("button", name="保持"), agent.locator("#consult-status")
+    expect(agent.locator("#consult")).to_be_hidden()
+    agent.locator("#transfer-seat").select_option("8002")
+
+    # The colleague went busy meanwhile: the softswitch says so.
+    button.click()
+    expect(agent.locator("#toasts")).to_contain_text("正在呼叫同事…", timeout=3000)
+    answer(command("consult"), ok=False, error="seat_busy")
+    expect(agent.locator(".toast.error")).to_have_text("咨询转接失败：该座席当前不空闲", timeout=3000)
+
+    # The colleague's phone rings and nobody answers: the caller is back with the agent.
+    button.click()
+    sent = command("consult")
+    acd.reserve("c-7", "8002")
+    acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
+    expect(status).to_have_text("正在呼叫同事 8002 话务员02…（市民保持等待中）", timeout=3000)
+    expect(cancel).to_be_enabled()
+    for other in (complete, hold, button, agent.get_by_role("button", name="转座席")):
+        expect(other).to_be_disabled()
+    expect(agent.get_by_role("button", name="挂断")).to_be_enabled()
+    expect(colleague.locator("#pop-caller")).to_have_text("13800000000")  # ringing: the pop shows
+    acd.seat_event("8002", SeatEvent.RONA, reason="rona", call_id="c-7")
+    acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-7")
+    answer(sent, ok=False, error="failed")
+    expect(agent.locator("#toasts")).to_contain_text("同事未接听，已恢复与市民通话", timeout=3000)
+    expect(agent.locator("#consult")).to_be_hidden()
+    expect(hold).to_be_enabled()
+
+    # Consulted again, the agent cancels while it rings: the caller is back.
+    colleague.get_by_role("button", name="示闲").click()
+    expect(colleague.locator("#seat-state")).to_have_text("示闲")
+    button.click()
+    command("consult")  # withdrawn before it was answered: the softswitch says nothing of it
+    acd.reserve("c-7", "8002")
+    acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
+    expect(cancel).to_be_enabled(timeout=3000)
+    cancel.click()
+    sent = command("cancel_consult")
+    acd.seat_event("8002", SeatEvent.CANCEL, call_id="c-7")
+    acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-7")
+    answer(sent, ok=True)
+    expect(agent.locator("#toasts")).to_contain_text("已取消咨询", timeout=3000)
+    expect(agent.locator("#consult")).to_be_hidden()
+
+    # Then it answers, and hangs up before the transfer is completed.
+    button.click()
+    sent = command("consult")
+    acd.reserve("c-7", "8002")
+    acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
+    acd.seat_event("8002", SeatEvent.ANSWER, call_id="c-7")
+    answer(sent, ok=True)
+    expect(agent.locator("#toasts")).to_contain_text("同事已接听，可以交代情况", timeout=3000)
+    expect(complete).to_be_enabled()
+    acd.seat_event("8002", SeatEvent.HANGUP, call_id="c-7", wrap_up_s=30)
+    acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-7")
+    expect(agent.locator("#toasts")).to_contain_text("同事已挂断，已恢复与市民通话", timeout=3000)
+    expect(agent.locator("#consult")).to_be_hidden()
+    colleague.get_by_role("button", name="示闲").click()
+    expect(colleague.locator("#seat-state")).to_have_text("示闲")
+
+    # Once more: the colleague answers and the agent explains (a reload keeps the consultation).
+    button.click()
+    sent = command("consult")
+    acd.reserve("c-7", "8002")
+    acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
+    acd.seat_event("8002", SeatEvent.ANSWER, call_id="c-7")
+    answer(sent, ok=True)
+    expect(agent.locator("#toasts")).to_contain_text("同事已接听，可以交代情况", timeout=3000)
+    expect(complete).to_be_enabled()
+    agent.reload()
+    expect(agent.locator("#connection")).to_have_text("已连接")
+    expect(status).to_have_text("正在与 8002 话务员02 通话，市民保持等待中；交代完毕请点“完成转接”")
+    expect(complete).to_be_enabled()
+    expect(colleague.locator("#consult-status")).to_contain_text("8001 话务员01 正在向您咨询转接")
+    expect(colleague.get_by_role("button", name="挂断")).to_be_disabled()  # not its call yet
+    expect(colleague.get_by_role("button", name="完成转接")).to_be_hidden()  # nor its transfer
+    agent.screenshot(path=artifacts / "1-desk-consulting.png", full_page=True)
+    colleague.screenshot(path=artifacts / "2-colleague-consulted.png", full_page=True)
+
+    # Completed: the agent wraps up; the colleague's desk has the call, its pop and its controls.
+    complete.click()
+    sent = command("complete_transfer")
+    acd.seat_event("8001", SeatEvent.HANGUP, call_id="c-7", wrap_up_s=30)
+    acd.hand_over("c-7", "8002")
+    answer(sent, ok=True)
+    expect(agent.locator("#toasts")).to_contain_text("转接完成", timeout=3000)
+    expect(agent.locator("#seat-state")).to_have_text("话后处理")
+    expect(agent.locator("#call-controls")).to_be_hidden()
+    expect(colleague.locator("#consult")).to_be_hidden(timeout=5000)
+    expect(colleague.get_by_role("button", name="保持")).to_be_enabled()
+    expect(colleague.locator("#seat-state")).to_have_text("通话中")
+    expect(colleague.locator("#pop-caller")).to_have_text("13800000000")
+    expect(colleague.locator("#ticket-phone")).to_have_value("13800000000")
+    colleague.screenshot(path=artifacts / "3-colleague-has-the-call.png", full_page=True)
+    softswitch.close()
     assert errors == []

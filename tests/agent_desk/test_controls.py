@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from acd import callbacks
 from acd.controls import Action, Command, channel
 from acd.models import Seat
-from acd.seat_states import SeatEvent
+from acd.seat_states import SeatEvent, SeatState
 from acd.store import AcdStore
 from hotline.accounts import AuditEntry, Role
 from hotline.db import transaction
@@ -65,12 +65,17 @@ def colleagues(db: sessionmaker[Session], people: People) -> dict[str, int]:
         return {"agent2": agent2.id}
 
 
-def _talking(acd: AcdStore, extension: str, agent_id: int, call_id: str, worker: str = WORKER) -> None:
-    """A caller put through to the seat by the ACD, as a SIP worker's round does (no SIP here)."""
+def _ready(acd: AcdStore, extension: str, agent_id: int) -> None:
+    """The seat signed in and ready, its phone registered."""
     acd.upsert_seat(extension, {"general": 1}, agent_id=agent_id)
     acd.seat_event(extension, SeatEvent.LOGIN)
     acd.seat_event(extension, SeatEvent.READY)
     acd.set_registered(extension, True)
+
+
+def _talking(acd: AcdStore, extension: str, agent_id: int, call_id: str, worker: str = WORKER) -> None:
+    """A caller put through to the seat by the ACD, as a SIP worker's round does (no SIP here)."""
+    _ready(acd, extension, agent_id)
     acd.enqueue(call_id, "general", caller="13900000000", worker=worker)
     assert [offer.extension for offer in acd.dispatch(worker=worker)] == [extension]
     acd.seat_event(extension, SeatEvent.ANSWER, call_id=call_id)
@@ -335,3 +340,152 @@ def test_the_desk_lists_pending_callbacks_with_masked_numbers(
     local = (now + callbacks.FIRST_TRY_AFTER).astimezone(dt.timezone(dt.timedelta(hours=8)))
     assert tasks[1]["due"] == local.strftime("%m-%d %H:%M")
     assert "13912345678" not in client.get("/desk/api/callbacks").get_data(as_text=True)
+
+
+def _consulting(acd: AcdStore, call_id: str, agent: str, colleague: str) -> None:
+    """What the worker does on `consult`: the colleague's seat reserved, the agent's held."""
+    acd.reserve(call_id, colleague)
+    acd.seat_event(agent, SeatEvent.HOLD, call_id=call_id)
+
+
+def test_an_attended_transfer_consults_a_colleague_then_hands_the_call_over(
+    app: Flask,
+    login_as: Login,
+    people: People,
+    colleagues: dict[str, int],
+    worker: Callable[[], Command | None],
+    db: sessionmaker[Session],
+) -> None:
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8001", people.agent_id, "c-1")
+    _ready(acd, "8002", colleagues["agent2"])
+    agent, colleague = app.test_client(), app.test_client()
+    token, colleague_token = login_as(agent, "agent1"), login_as(colleague, "agent2")
+    assert agent.get("/desk/api/state").get_json()["consult"] is None
+
+    # Nothing to complete or cancel yet; a consultation goes to a colleague's seat, not to itself.
+    for action in ("complete_transfer", "cancel_consult"):
+        answer = _post(agent, f"/desk/api/call/{action}", token, {"call_id": "c-1"})
+        assert (answer.status_code, answer.get_json()["error"]) == (409, "当前没有进行中的咨询转接")
+    for target in ("8001", "", "9999"):
+        answer = _post(agent, "/desk/api/call/consult", token, {"call_id": "c-1", "target": target})
+        assert (answer.status_code, answer.get_json()["error"]) == (400, "请选择要咨询的座席")
+    assert worker() is None
+
+    sent = _post(agent, "/desk/api/call/consult", token, {"call_id": "c-1", "target": "8002"})
+    assert sent.status_code == 202 and sent.get_json()["label"] == "咨询转接"
+    command = worker()
+    assert command is not None
+    assert (command.call_id, command.action, command.target, command.seat) == (
+        "c-1",
+        Action.CONSULT,
+        "8002",
+        "8001",
+    )
+
+    # The worker reserves 8002 and holds the caller: the desk shows the colleague ringing, a
+    # reloaded desk too (the state comes from the seats, not from the page).
+    _consulting(acd, "c-1", "8001", "8002")
+    state = agent.get("/desk/api/state").get_json()
+    assert state["state"] == "held"
+    assert state["consult"] == {
+        "role": "consulting",
+        "extension": "8002",
+        "name": "话务员02",
+        "answered": False,
+    }
+    early = _post(agent, "/desk/api/call/complete_transfer", token, {"call_id": "c-1"})
+    assert (early.status_code, early.get_json()["error"]) == (409, "同事尚未接听，暂不能完成转接")
+    for action, target in (("resume", ""), ("transfer_seat", "8002"), ("consult", "8002"), ("survey", "")):
+        answer = _post(agent, f"/desk/api/call/{action}", token, {"call_id": "c-1", "target": target})
+        assert (answer.status_code, answer.get_json()["error"]) == (
+            409,
+            "正在咨询同事，请先完成转接或取消咨询",
+        )
+    assert worker() is None
+
+    # 8002 answers: agent and colleague talk. The colleague's desk pops the call but it is not its
+    # own yet: no control of it from there.
+    acd.seat_event("8002", SeatEvent.ANSWER, call_id="c-1")
+    assert agent.get("/desk/api/state").get_json()["consult"]["answered"] is True
+    consulted = colleague.get("/desk/api/state").get_json()
+    assert (consulted["state"], consulted["call"]["call_id"]) == ("talking", "c-1")
+    assert consulted["consult"] == {
+        "role": "consulted",
+        "extension": "8001",
+        "name": "话务员01",
+        "answered": True,
+    }
+    mine_not_yet = _post(colleague, "/desk/api/call/hold", colleague_token, {"call_id": "c-1"})
+    assert (mine_not_yet.status_code, mine_not_yet.get_json()["error"]) == (
+        409,
+        "同事正在向您咨询，转接完成后才能操作该通话",
+    )
+
+    done = _post(agent, "/desk/api/call/complete_transfer", token, {"call_id": "c-1"})
+    assert done.status_code == 202 and done.get_json()["label"] == "完成转接"
+    command = worker()
+    assert command is not None
+    assert (command.action, command.target, command.seat) == (Action.COMPLETE_TRANSFER, "", "8001")
+
+    # The worker hands the call over: the agent wraps up, the call is the colleague's now.
+    acd.seat_event("8001", SeatEvent.HANGUP, call_id="c-1", wrap_up_s=30)
+    acd.hand_over("c-1", "8002")
+    assert agent.get("/desk/api/state").get_json()["state"] == "wrap_up"
+    again = _post(agent, "/desk/api/call/complete_transfer", token, {"call_id": "c-1"})
+    assert (again.status_code, again.get_json()["error"]) == (409, "您的座席当前没有通话")
+    theirs = colleague.get("/desk/api/state").get_json()
+    assert (theirs["state"], theirs["call"]["call_id"], theirs["consult"]) == ("talking", "c-1", None)
+    held = _post(colleague, "/desk/api/call/hold", colleague_token, {"call_id": "c-1"})
+    assert held.status_code == 202
+    command = worker()
+    assert command is not None and (command.action, command.seat) == (Action.HOLD, "8002")
+
+    with db() as session:
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "call.control")).all()
+    assert [(a.actor_id, a.detail["action"], a.detail["target"], a.detail["result"]) for a in audited] == [
+        (people.agent_id, "consult", "8002", "sent"),
+        (people.agent_id, "complete_transfer", "", "sent"),
+        (colleagues["agent2"], "hold", "", "sent"),
+    ]
+
+
+def test_a_cancelled_consultation_leaves_the_caller_with_the_agent(
+    app: Flask,
+    login_as: Login,
+    people: People,
+    colleagues: dict[str, int],
+    worker: Callable[[], Command | None],
+) -> None:
+    acd: AcdStore = app.extensions["hotline"]["acd"]
+    _talking(acd, "8001", people.agent_id, "c-1")
+    _ready(acd, "8002", colleagues["agent2"])
+    client = app.test_client()
+    token = login_as(client, "agent1")
+    _post(client, "/desk/api/call/consult", token, {"call_id": "c-1", "target": "8002"})
+    assert worker() is not None
+    _consulting(acd, "c-1", "8001", "8002")
+
+    # Cancelling while the colleague's phone still rings; hanging up is the agent's to do too.
+    cancel = _post(client, "/desk/api/call/cancel_consult", token, {"call_id": "c-1"})
+    assert cancel.status_code == 202 and cancel.get_json()["label"] == "取消咨询"
+    command = worker()
+    assert command is not None
+    assert (command.call_id, command.action, command.target, command.seat) == (
+        "c-1",
+        Action.CANCEL_CONSULT,
+        "",
+        "8001",
+    )
+    assert _post(client, "/desk/api/call/hang_up", token, {"call_id": "c-1"}).status_code == 202
+    assert worker() is not None
+
+    # The worker withdraws the colleague's call and brings the caller back: no consultation left.
+    acd.seat_event("8002", SeatEvent.CANCEL, call_id="c-1")
+    acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-1")
+    state = client.get("/desk/api/state").get_json()
+    assert (state["state"], state["consult"]) == ("talking", None)
+    assert acd.seat("8002").state is SeatState.READY
+    over = _post(client, "/desk/api/call/cancel_consult", token, {"call_id": "c-1"})
+    assert (over.status_code, over.get_json()["error"]) == (409, "当前没有进行中的咨询转接")
+    assert _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"}).status_code == 202

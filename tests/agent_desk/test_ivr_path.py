@@ -55,3 +55,30 @@ def test_transfers_lookups_callbacks_and_an_agents_controls() -> None:
         "保持",
         "转队列 涉企专席",
     ]
+
+
+def test_an_attended_transfer_reads_as_one_to_the_colleague_who_took_the_call() -> None:
+    path = [
+        {"node": "entry", "queue": "general"},
+        {"node": "entry", "seat": "8001", "result": "answered"},
+        {"node": "entry", "control": "consult", "target": "8003", "by": 1},
+        {"node": "entry", "seat": "8003", "result": "rona", "sip_status": 408},
+        {"node": "entry", "consult": "ended"},
+        {"node": "entry", "control": "consult", "target": "8002", "by": 1},
+        {"node": "entry", "consult": "8002"},
+        {"node": "entry", "control": "complete_transfer", "target": "", "by": 1},
+        {"node": "entry", "transfer": "attended", "seat": "8002"},
+        {"node": "entry", "control": "transfer_seat", "target": "8004", "by": 2},
+        {"node": "entry", "transfer": "seat", "seat": "8004"},
+    ]
+    assert steps(path) == [
+        "排队：综合",
+        "座席 8001 接听",
+        "咨询转接 8003",
+        "座席 8003 未应答",
+        "咨询结束，恢复通话",
+        "咨询转接 8002",
+        "完成转接",
+        "咨询转接至座席 8002",  # not "座席 8002 未应答": the note names the seat it went to
+        "转座席 8004",  # the control and where it took the caller: said once
+    ]

@@ -6,6 +6,7 @@ window.callControls = (function () {
   const DONE = {
     hold: "通话已保持", resume: "已恢复通话", hang_up: "通话已挂断", survey: "已转满意度评价",
     transfer_queue: "已转入队列", transfer_seat: "已转给该座席，正在振铃",
+    consult: "同事已接听，可以交代情况", complete_transfer: "转接完成", cancel_consult: "已取消咨询",
     transfer_number: "已接通对方，三方通话中", emergency: "已接通紧急电话，三方通话中",
     drop_agent: "已退出三方通话",
     listen: "正在监听", whisper: "正在耳语（仅话务员可听到您）", barge: "已强插（双方都可听到您）",
@@ -13,7 +14,8 @@ window.callControls = (function () {
   };
   const LABELS = {
     hold: "保持", resume: "恢复通话", hang_up: "挂断", survey: "转满意度评价", transfer_queue: "转队列",
-    transfer_seat: "转座席", transfer_number: "转接号码", emergency: "紧急转接", drop_agent: "退出三方通话",
+    transfer_seat: "转座席", consult: "咨询转接", complete_transfer: "完成转接", cancel_consult: "取消咨询",
+    transfer_number: "转接号码", emergency: "紧急转接", drop_agent: "退出三方通话",
     listen: "监听", whisper: "耳语", barge: "强插", stop_listening: "停止监听",
   };
   // The softswitch's reasons (ivr/call_control.py); an unknown one is shown by its code.
@@ -27,7 +29,12 @@ window.callControls = (function () {
     failed: "对方无法接通（忙、无应答或线路不可用）",
   };
   // Where a reason means something else for one action: a seat the ACD has never seen signed in.
-  const ACTION_ERRORS = { transfer_seat: { bad_target: "该座席未签入" } };
+  const ACTION_ERRORS = {
+    transfer_seat: { bad_target: "该座席未签入" },
+    consult: { no_room: "软交换线路已满，暂时不能呼叫同事", not_allowed: "当前状态不允许咨询（如已有三方通话）" },
+  };
+  // Outcomes that are news rather than a failure of the button: said as a whole sentence.
+  const OUTCOMES = { consult: { failed: "同事未接听，已恢复与市民通话" } };
   const sent = new Set();
   const early = new Map();  // results that came in before the POST that sent them answered
   let onDone = null;
@@ -44,6 +51,7 @@ window.callControls = (function () {
   function resultText(data) {
     if (data.ok) { return DONE[data.action] || "操作已完成"; }
     const code = String(data.error || "");
+    if ((OUTCOMES[data.action] || {})[code]) { return OUTCOMES[data.action][code]; }
     const reason = (ACTION_ERRORS[data.action] || {})[code] || ERRORS[code]
       || "软交换未能完成（" + (code || "未知原因") + "）";
     return (LABELS[data.action] || "操作") + "失败：" + reason;
@@ -56,7 +64,8 @@ window.callControls = (function () {
   }
 
   // POST a control. Only this page's own commands toast here: supervisors are sent every result.
-  async function send(url, body) {
+  // `sentText`: what to say once the softswitch has the command (before any answer to it).
+  async function send(url, body, sentText) {
     let data = {};
     let ok = false;
     try {
@@ -71,6 +80,7 @@ window.callControls = (function () {
     } catch (e) { data = {}; }
     if (!ok) { toast(data.error || "操作失败，请稍后再试", true); return false; }
     sent.add(data.id);
+    if (sentText) { toast(sentText, false); }
     if (early.has(data.id)) { show(early.get(data.id)); early.delete(data.id); }
     return true;
   }

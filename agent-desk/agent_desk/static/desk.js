@@ -105,9 +105,17 @@
   }
   $("ticket-form").elements.content.addEventListener("input", () => { transcript.touched = true; });
 
+  // Several reads may be under way (a seat event and a control's answer at once): an answer older
+  // than the one shown last is dropped, so the page never steps back to a state that is over.
+  let asked = 0;
+  let shown = 0;
   async function refresh() {
+    const mine = ++asked;
     const result = await call("GET", "/desk/api/state");
-    if (result.ok) { showState(result.data); popCall(result.data.call); }
+    if (!result.ok || mine < shown) { return; }
+    shown = mine;
+    showState(result.data);
+    popCall(result.data.call);
   }
 
   // Which seat buttons the state allows (acd.seat_states): on a call only the softswitch moves it.
@@ -136,23 +144,63 @@
   // goes with the command, so a page a step behind is refused rather than acting on the next call).
   // "Leave the 3-way call" opens once this desk saw a number joined to this call.
   const ON_HOLD = ["resume", "hang_up"];
+  // An attended transfer (咨询转接) comes with the state, read from the seats (so a reload shows it
+  // again): consulting, the agent may complete it (once the colleague answered), cancel it or hang
+  // up; consulted, the colleague's desk has no controls for a call that is not its own yet.
+  const WHILE_CONSULTING = ["complete_transfer", "cancel_consult", "hang_up"];
+  const CONSULT_ONLY = ["complete_transfer", "cancel_consult"];
   let onCall = "";
+  let consult = null;
+  let consultEnding = false;  // this desk asked to complete or cancel: no "the colleague hung up"
+  let consultTimer = null;
   function threeWay(callId) { return sessionStorage.getItem("three-way") === callId; }
+  function controlOff(action, state) {
+    if (consult) {
+      return consult.role === "consulted" || !WHILE_CONSULTING.includes(action)
+        || (action === "complete_transfer" && !consult.answered);
+    }
+    if (CONSULT_ONLY.includes(action)) { return true; }
+    if (state.state === "held") { return !ON_HOLD.includes(action); }
+    return action === "resume" || (action === "drop_agent" && !threeWay(onCall));
+  }
   function showCallControls(state) {
     const talking = state.state === "talking" || state.state === "held";
+    const before = consult;
     onCall = talking ? state.call_id : "";
+    consult = talking ? state.consult || null : null;
     $("call-controls").hidden = !talking;
     document.querySelectorAll("[data-control]").forEach((button) => {
-      const action = button.dataset.control;
-      button.disabled = !talking || (state.state === "held" ? !ON_HOLD.includes(action)
-        : action === "resume" || (action === "drop_agent" && !threeWay(onCall)));
+      button.disabled = !talking || controlOff(button.dataset.control, state);
     });
+    showConsult();
+    if (before && before.role === "consulting" && before.answered && !consult && !consultEnding
+        && state.state === "talking") {
+      callControls.toast("同事已挂断，已恢复与市民通话", false);
+    }
+    if (!consult) { consultEnding = false; }
+    // Handing the call over moves no seat of the colleague's (it stays talking): its desk reads
+    // the state again until the call is its own.
+    clearTimeout(consultTimer);
+    if (consult && consult.role === "consulted") { consultTimer = setTimeout(refresh, 2000); }
   }
+  function showConsult() {
+    $("consult").hidden = !consult;
+    if (!consult) { return; }
+    const who = consult.extension + (consult.name ? " " + consult.name : "");
+    $("consult-buttons").hidden = consult.role !== "consulting";
+    $("consult-status").textContent = consult.role === "consulted"
+      ? who + " 正在向您咨询转接，市民保持等待中；对方完成转接后，通话转给您"
+      : consult.answered ? "正在与 " + who + " 通话，市民保持等待中；交代完毕请点“完成转接”"
+        : "正在呼叫同事 " + who + "…（市民保持等待中）";
+  }
+  const SENT = { consult: "正在呼叫同事…" };
   document.querySelectorAll("[data-control]").forEach((button) => {
     button.addEventListener("click", () => {
+      const action = button.dataset.control;
       const from = button.dataset.targetFrom;
       const target = from ? $(from).value : (button.dataset.target || "");
-      callControls.send("/desk/api/call/" + button.dataset.control, { call_id: onCall, target });
+      if (CONSULT_ONLY.includes(action)) { consultEnding = true; }
+      callControls.send("/desk/api/call/" + action, { call_id: onCall, target }, SENT[action]);
     });
   });
   function onControlResult(data) {
@@ -160,6 +208,9 @@
       sessionStorage.setItem("three-way", data.call_id);
       refresh();
     }
+    // The colleague answering (or not) moves the colleague's seat, not this one: read it again.
+    if (data.action === "consult" || CONSULT_ONLY.includes(data.action)) { refresh(); }
+    if (!data.ok && CONSULT_ONLY.includes(data.action)) { consultEnding = false; }
   }
 
   // Missed callers to be called back (read-only; the softswitch dials them).
