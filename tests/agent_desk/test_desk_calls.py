@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from playwright.sync_api import Browser, expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Seat
 from acd.seat_states import SeatEvent
+from hotline.accounts import Role, User, hash_password
 from hotline.db import transaction
 from ivr import kamailio
 from tests.agent_desk.real_calls import (  # noqa: F401  (people: the users of these tests)
@@ -243,4 +244,77 @@ def test_a_supervisor_listens_and_whispers_from_the_wallboard_then_the_agent_tra
     assert tone_share(supervisor_heard, CALLER_HZ) > 0.5 and tone_share(supervisor_heard, SEAT_HZ) > 0.5
     assert tone_share(seat_heard, SUPERVISOR_HZ) > 0.5
     assert tone_share(caller_heard, SUPERVISOR_HZ) < 0.2
+    assert errors == []
+
+
+def test_an_attended_transfer_from_the_desk_hands_the_caller_to_the_colleague_who_was_told_first(
+    centre: Centre,  # noqa: F811
+    browser: Browser,
+    live_server: str,
+    people: People,  # noqa: F811
+    db: sessionmaker[Session],
+    artifacts: Path,
+) -> None:
+    seat_phone = agent_seat(centre, db, people)
+    colleague_phone = centre.seat_phone("8002")
+    with transaction(db) as session:
+        agent2 = User(
+            username="agent2", display_name="话务员02", role=Role.AGENT, password_hash=hash_password(PASSWORD)
+        )
+        agent2.must_change_password = False
+        session.add(agent2)
+        session.flush()
+        session.execute(update(Seat).where(Seat.extension == "8002").values(agent_id=agent2.id))
+    errors: list[str] = []
+    agent, colleague = new_page(browser, errors), new_page(browser, errors)
+    caller, _call_id = take_a_call(centre, agent, live_server)
+
+    # The colleague signs in at 8002 and goes ready once the caller is with 8001.
+    log_in_page(colleague, live_server, "agent2", PASSWORD)
+    colleague.goto(f"{live_server}/desk/")
+    expect(colleague.locator("#connection")).to_have_text("已连接")
+    colleague.get_by_role("button", name="签入").click()
+    colleague.get_by_role("button", name="示闲").click()
+    expect(colleague.locator("#seat-state")).to_have_text("示闲")
+
+    # 咨询转接: the caller waits with music, 8002's phone rings and answers, the two agents talk.
+    agent.locator("#transfer-seat").select_option("8002")
+    agent.get_by_role("button", name="咨询转接").click()
+    expect(agent.locator("#toasts")).to_contain_text("正在呼叫同事…")
+    assert colleague_phone.expect("incoming")
+    expect(agent.locator("#toasts")).to_contain_text("同事已接听，可以交代情况", timeout=15_000)
+    expect(agent.locator("#seat-state")).to_have_text("保持")
+    expect(agent.locator("#consult-status")).to_contain_text("正在与 8002 话务员02 通话")
+    expect(colleague.locator("#consult-status")).to_contain_text("8001 话务员01 正在向您咨询转接")
+    expect(colleague.locator("#pop-caller")).to_have_text(CITIZEN)
+    seat_phone.send(f"play {centre.voices / 'seat.wav'}")  # "这位市民反映…", to the colleague only
+    pause(centre, 2.3)
+    agent.screenshot(path=artifacts / "1-desk-consulting.png", full_page=True)
+    colleague.screenshot(path=artifacts / "2-colleague-consulted.png", full_page=True)
+
+    # 完成转接: the agent wraps up; the call is the colleague's, on its desk and at the softswitch.
+    agent.get_by_role("button", name="完成转接").click()
+    expect(agent.locator("#toasts")).to_contain_text("转接完成", timeout=10_000)
+    assert seat_phone.expect("disconnected")
+    expect(agent.locator("#seat-state")).not_to_have_text("保持", timeout=10_000)
+    expect(agent.locator("#call-controls")).to_be_hidden()
+    expect(colleague.locator("#consult")).to_be_hidden(timeout=10_000)
+    expect(colleague.locator("#seat-state")).to_have_text("通话中")
+    expect(colleague.locator("#pop-caller")).to_have_text(CITIZEN)
+    expect(colleague.locator("#pop-history")).to_contain_text(people.earlier)
+    colleague.get_by_role("button", name="保持").click()
+    expect(colleague.locator("#toasts")).to_contain_text("通话已保持", timeout=10_000)
+    colleague.get_by_role("button", name="恢复通话").click()
+    expect(colleague.locator("#toasts")).to_contain_text("已恢复通话", timeout=10_000)
+    caller.send(f"play {centre.voices / 'caller.wav'}")  # the caller now talks to 8002
+    pause(centre, 2.3)
+    colleague.screenshot(path=artifacts / "3-colleague-has-the-call.png", full_page=True)
+
+    caller.send("hangup")
+    caller_heard = heard(caller)
+    assert colleague_phone.expect("disconnected")
+    colleague_heard = heard(colleague_phone)
+    assert tone_share(colleague_heard, SEAT_HZ) > 0.5  # the agent explained
+    assert tone_share(colleague_heard, CALLER_HZ) > 0.5  # then the caller
+    assert tone_share(caller_heard, SEAT_HZ) < 0.2  # who did not hear the agents consult
     assert errors == []
