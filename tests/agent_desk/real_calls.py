@@ -90,17 +90,22 @@ def agent_seat(centre: Centre, db: sessionmaker[Session], people: People) -> Pho
     return centre.seat_phone(SEAT)
 
 
-def take_a_call(centre: Centre, page: Page, base: str) -> tuple[Phone, str]:
-    """agent1 signs in at the desk and goes ready; the citizen calls and is put through.
-
-    (the citizen's phone, the call id); the desk shows the seat talking.
-    """
-    log_in_page(page, base, "agent1", PASSWORD)
+def ready_at_desk(page: Page, base: str, username: str) -> None:
+    """The agent logs in, opens the desk, signs in to its seat and goes ready."""
+    log_in_page(page, base, username, PASSWORD)
     page.goto(f"{base}/desk/")
     expect(page.locator("#connection")).to_have_text("已连接")
     page.get_by_role("button", name="签入").click()
     page.get_by_role("button", name="示闲").click()
     expect(page.locator("#seat-state")).to_have_text("示闲")
+
+
+def take_a_call(centre: Centre, page: Page, base: str) -> tuple[Phone, str]:
+    """agent1 signs in at the desk and goes ready; the citizen calls and is put through.
+
+    (the citizen's phone, the call id); the desk shows the seat talking.
+    """
+    ready_at_desk(page, base, "agent1")
     caller, call_id = centre.caller(CITIZEN)
     expect(page.locator("#seat-state")).to_have_text("通话中", timeout=15_000)
     assert centre.seat_phones[SEAT].expect("incoming")

@@ -33,6 +33,7 @@ from tests.agent_desk.real_calls import (  # noqa: F401  (people: the users of t
     new_page,
     pause,
     people,
+    ready_at_desk,
     take_a_call,
 )
 from tests.helpers import log_in_page
@@ -270,12 +271,7 @@ def test_an_attended_transfer_from_the_desk_hands_the_caller_to_the_colleague_wh
     caller, _call_id = take_a_call(centre, agent, live_server)
 
     # The colleague signs in at 8002 and goes ready once the caller is with 8001.
-    log_in_page(colleague, live_server, "agent2", PASSWORD)
-    colleague.goto(f"{live_server}/desk/")
-    expect(colleague.locator("#connection")).to_have_text("已连接")
-    colleague.get_by_role("button", name="签入").click()
-    colleague.get_by_role("button", name="示闲").click()
-    expect(colleague.locator("#seat-state")).to_have_text("示闲")
+    ready_at_desk(colleague, live_server, "agent2")
 
     # 咨询转接: the caller waits with music, 8002's phone rings and answers, the two agents talk.
     agent.locator("#transfer-seat").select_option("8002")
