@@ -189,7 +189,7 @@ def _consult(session: Session, extension: str) -> dict[str, Any] | None:
         return None
     names = dict(_colleagues(session, extension))
     return {
-        "role": consult.role,
+        "role": consult.role.value,
         "extension": consult.other,
         "name": names.get(consult.other, ""),
         "answered": consult.answered,

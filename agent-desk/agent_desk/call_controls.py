@@ -12,6 +12,7 @@ same call, and the call record still names the agent's seat (`Consultation`).
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -97,16 +98,21 @@ def _call_on(store: AcdStore, extension: str, call_id: Any, missing: str) -> str
     return live.call_id
 
 
+class ConsultRole(enum.StrEnum):
+    CONSULTING = "consulting"  # this seat's agent asked a colleague
+    CONSULTED = "consulted"  # a colleague asks this seat
+
+
 @dataclass(frozen=True)
 class Consultation:
     """An attended transfer in progress on a seat's call, as the ACD shows it.
 
-    `role` is "consulting" on the agent's seat (it asked `other`, a colleague) and "consulted" on
-    the colleague's (`other` is the agent's seat, whose call it still is); `answered`: the
-    colleague's phone was answered, so the transfer can be completed.
+    `other` is the colleague's seat on the agent's side, the agent's seat (whose call it still is)
+    on the colleague's; `answered`: the colleague's phone was answered, so the transfer can be
+    completed.
     """
 
-    role: str
+    role: ConsultRole
     other: str
     answered: bool
 
@@ -122,7 +128,7 @@ def consultation(store: AcdStore, extension: str) -> Consultation | None:
     owner = store.offered_to(mine.call_id)
     if owner and owner != extension:
         # Offered or talking on a call whose seat is another: reserved by an agent who consults.
-        return Consultation("consulted", owner, mine.state is SeatState.TALKING)
+        return Consultation(ConsultRole.CONSULTED, owner, mine.state is SeatState.TALKING)
     # The worker holds the caller as soon as the colleague's seat is reserved: only a held seat
     # can be consulting, and only then are the other seats read.
     if owner != extension or mine.state is not SeatState.HELD:
@@ -133,13 +139,13 @@ def consultation(store: AcdStore, extension: str) -> Consultation | None:
             and seat.call_id == mine.call_id
             and seat.state in (SeatState.OFFERED, SeatState.TALKING)
         ):
-            return Consultation("consulting", seat.extension, seat.state is SeatState.TALKING)
+            return Consultation(ConsultRole.CONSULTING, seat.extension, seat.state is SeatState.TALKING)
     return None
 
 
 def _allowed_during(action: Action, consult: Consultation | None) -> None:
     """Refuse what does not fit the attended transfer in progress (or the lack of one)."""
-    if consult is not None and consult.role == "consulted":
+    if consult is not None and consult.role is ConsultRole.CONSULTED:
         raise Refused("同事正在向您咨询，转接完成后才能操作该通话")
     if consult is None and action in (Action.COMPLETE_TRANSFER, Action.CANCEL_CONSULT):
         raise Refused("当前没有进行中的咨询转接")
