@@ -10,6 +10,7 @@ and `error` when not ok) for the sender and the supervisors:
     not_your_call  the command names a seat that is not the one on the call
     not_allowed    the seat's state does not allow it (hold while held, a second supervisor...)
     seat_busy      the colleague a call is transferred to is not ready (or its phone is off)
+    cancelled      (to consult) the agent cancelled before the colleague answered
     no_room        no free leg in this worker for another party (see `LegTable.can_add_party`)
     bad_target     an emergency number that is not configured, a number that is not a number
     failed         the other party could not be reached (busy, no answer, no trunk)

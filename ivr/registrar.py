@@ -20,7 +20,6 @@ and everything is pushed again once it answers.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import subprocess
@@ -228,9 +227,11 @@ class WorkerRestarts:
         listing = self.rpc([f"dlg.profile_list worker s:{address}"])
         ended = 0
         for dialog in dialogs(listing):
-            start = float(dialog.get("start_ts") or 0)
-            # Whole seconds: a call of the new run in its first second is left alone.
-            if dialog.get("h_entry") and dialog.get("h_id") and 0 < start < math.floor(before):
+            # `since` (a dialog variable set by the config, microseconds); Kamailio's own start_ts
+            # is in whole seconds, too coarse for a worker killed and restarted within one.
+            since = dialog.get("since")
+            start = float(since) if since else float(dialog.get("start_ts") or 0) + 1  # surely older
+            if dialog.get("h_entry") and dialog.get("h_id") and 0 < start < before:
                 self.rpc([f"dlg.end_dlg {dialog['h_entry']} {dialog['h_id']}"])
                 ended += 1
         if ended:

@@ -271,21 +271,25 @@ class Talk:
             return
         if seat.leg is not None and self.seat.leg is not None:
             seat.leg.bridge(self.seat.leg)  # agent and colleague talk; the caller hears music
-        if self._consulting is not None:
-            self.controls.reply(self._consulting)
+        self._answer_consult("")
 
     def seat_failed(self, seat: SeatCall) -> None:
         if seat is not self.consult:
             return
         self.consult = None
-        if self._consulting is not None:
-            self.controls.reply(self._consulting, "failed")
+        self._answer_consult("failed")
         self._back_to_agent()
 
     def seat_left(self, seat: SeatCall) -> None:
         if seat is self.consult:  # the colleague hung up before the transfer was completed
             self.consult = None
             self._back_to_agent()
+
+    def _answer_consult(self, error: str) -> None:
+        """The consult command's one answer: the colleague is on (""), or is not coming."""
+        command, self._consulting = self._consulting, None
+        if command is not None:
+            self.controls.reply(command, error)
 
     def _back_to_agent(self) -> None:
         if self.over or self.agent_gone:
@@ -306,6 +310,7 @@ class Talk:
         seat, self.consult = self.consult, None
         if seat is None:
             return
+        self._answer_consult("cancelled")  # still ringing: the consultation did not happen
         if seat.state is SeatCallState.TALKING:
             seat.hang_up()
         else:
