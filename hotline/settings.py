@@ -23,6 +23,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ENV_PREFIX = "HOTLINE_"
+# Pub/sub channel on which the admin page tells the SIP workers that the IVR menu changed. Here
+# because both sides may import this leaf and neither may import the other.
+IVR_MENU_RELOAD_CHANNEL = "hotline:ivr:menu-reload"
 # Environment variables with the prefix that are not settings keys.
 _ENV_NOT_KEYS = {"HOTLINE_CONFIG"}
 
@@ -85,11 +88,16 @@ class Settings(BaseModel):
 
     # Voice prompts (catalog.toml and audio/<lang>/); empty means voice-prompts/ beside the code.
     prompts_dir: Path | None = None
-    # The IVR menu (TOML); empty means the shipped one-level default (ivr/menus/default.toml).
+    # The IVR menu (TOML), managed in this file; empty means the one saved at /admin/menu
+    # (var/ivr/menu.toml) if there is one, else the shipped default (ivr/menus/default.toml).
     ivr_menu: Path | None = None
 
     # A vosk model folder (e.g. vosk-model-small-cn-0.22); empty: no speech, DTMF only.
     vosk_model: Path | None = None
+    # Live transcripts (智能填单) a host's speech service decodes at once; 0: 3 per CPU core (free-form
+    # decoding costs about 0.15-0.25 CPU-s per audio-s). Legs above it are not transcribed live;
+    # their recordings are kept all the same.
+    speech_live_streams: int = Field(default=0, ge=0, le=1000)
 
     # Codecs the workers offer and accept, in order of preference (pjsua names); others are off.
     sip_codecs: tuple[str, ...] = ("PCMA/8000", "PCMU/8000", "G722/16000")
@@ -138,6 +146,18 @@ class Settings(BaseModel):
     @property
     def run_dir(self) -> Path:
         return self.var_dir / "run"
+
+    @property
+    def edited_ivr_menu(self) -> Path:
+        """Where the administrators' menu editor (/admin/menu) writes the menu."""
+        return self.var_dir / "ivr" / "menu.toml"
+
+    def ivr_menu_file(self) -> Path | None:
+        """The menu the workers run: `ivr_menu` if set, else the edited one if it exists; None
+        means the shipped default (which only `ivr` knows)."""
+        if self.ivr_menu is not None:
+            return self.ivr_menu
+        return self.edited_ivr_menu if self.edited_ivr_menu.is_file() else None
 
     @property
     def effective_database_url(self) -> str:

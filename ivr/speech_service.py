@@ -217,7 +217,9 @@ def run(settings: Settings, max_streams: int | None = None) -> int:
         log.error("speech service: %s", exc)
         return 1
     path = socket_path(settings)
-    server = SpeechServer(path, speech, max_streams or 4 * (os.cpu_count() or 1))
+    server = SpeechServer(
+        path, speech, max_streams or 4 * (os.cpu_count() or 1), max_transcripts=settings.speech_live_streams
+    )
     loaded_s = time.monotonic() - started
     log.info("speech service: model %s loaded in %.1fs; on %s", settings.vosk_model, loaded_s, path)
 
