@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask import Flask, redirect, request  # noqa: E402
 from flask.typing import ResponseReturnValue  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from hotline import embedded_redis, migrate, webserver  # noqa: E402
 from hotline.db import make_engine, make_session_factory, transaction  # noqa: E402
@@ -166,7 +167,10 @@ def main() -> int:
     engine = make_engine(os.environ["DATABASE_URL"])
     migrate.upgrade(engine)
     with transaction(make_session_factory(engine)) as session:
-        session.add(Department(code="bench-lookup", name="基准测试单位（查询）", kind=DepartmentKind.BUREAU))
+        # Runs again on the same database: the department stays from the first run.
+        if session.scalar(select(Department.id).where(Department.code == "bench-lookup")) is None:
+            name = "基准测试单位（查询）"
+            session.add(Department(code="bench-lookup", name=name, kind=DepartmentKind.BUREAU))
         ticket = create_ticket(session, channel=Channel.PORTAL, content="基准测试：查询", caller_phone=PHONE)
         number = ticket.number
     engine.dispose()
