@@ -15,6 +15,7 @@ from hotline.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("hotline")
 
 EXIT_USAGE = 2
+STDIN_NAME = "<stdin>"  # how `hotline ivr check -` names the menu in its problems
 
 
 def _setup_logging(settings: Settings, part: str) -> None:
@@ -113,15 +114,24 @@ def cmd_prompts_render(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ivr_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Problems as `<file>:<line>: message` on stderr and exit 1; `-` reads the menu from stdin
+    (the admin page checks a menu this way, since the web may not import `ivr`)."""
     from ivr import menu, prompts
 
-    path = Path(args.file) if args.file else (settings.ivr_menu or menu.DEFAULT_MENU)
+    if args.file == "-":
+        path = Path(STDIN_NAME)
+    else:
+        path = Path(args.file) if args.file else (settings.ivr_menu_file() or menu.DEFAULT_MENU)
     try:
         catalog = prompts.load_catalog(settings.prompts_dir or prompts.default_prompts_dir())
-        problems = menu.check_menu(menu.load_menu(path), catalog)
+        if args.file == "-":
+            text = sys.stdin.buffer.read().decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        problems = menu.check_menu(menu.parse_menu(text, str(path)), catalog)
     except menu.MenuError as exc:
         problems = exc.problems
-    except (OSError, prompts.PromptError) as exc:
+    except (OSError, UnicodeDecodeError, prompts.PromptError) as exc:
         print(f"hotline: ivr check: {exc}", file=sys.stderr)
         return 1
     for problem in problems:
@@ -277,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ivr = sub.add_parser("ivr", help="IVR menus").add_subparsers(dest="ivr_command", required=True)
     p = ivr.add_parser("check", help="validate a menu: prompts, nodes, reachability, ways out")
-    p.add_argument("file", nargs="?", help="menu file (default: the configured menu)")
+    p.add_argument("file", nargs="?", help="menu file, - for stdin (default: the menu the workers run)")
     p.set_defaults(func=cmd_ivr_check)
 
     speech = sub.add_parser("speech", help="speech recognition").add_subparsers(

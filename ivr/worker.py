@@ -2,7 +2,8 @@
 
 Threads: this (main) thread owns pjsua2 and all call handling; the reporter thread talks to Redis
 for events and heartbeats; the ACD thread dispatches for this worker's waiting callers; the control
-thread takes the desk's call controls (`ivr.call_control`); `Offload` has one thread for SQL and
+thread takes the desk's call controls (`ivr.call_control`) and the admin page's "menu changed"
+(`MenuReloader`, which reads the file on a thread of its own); `Offload` has one thread for SQL and
 one for Redis (the ACD, RQ); the speech client has its socket threads. The loop waits in
 `libHandleEvents` for up to a second while no call is up, so an idle pool of 16 workers costs a
 fraction of a percent of a core; with calls up it returns every 20 ms at most (sooner when a timer
@@ -21,11 +22,14 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from hotline.db import make_engine, make_session_factory, utcnow
-from hotline.settings import Settings
+from hotline.settings import IVR_MENU_RELOAD_CHANNEL, Settings
 from ivr import cdr, outbound, prompts
 from ivr.call_control import CallControls, ControlListener
 from ivr.calls import CallController
@@ -73,14 +77,63 @@ def edge_config(settings: Settings, index: int, *, public: bool = False) -> Edge
     )
 
 
+def menu_path(settings: Settings) -> Path:
+    """`ivr_menu` if set, else the menu saved at /admin/menu if any, else the shipped default."""
+    return settings.ivr_menu_file() or DEFAULT_MENU
+
+
 def load_configured_menu(settings: Settings) -> Menu:
     """The configured menu, or the shipped default when it is broken: callers are never turned away."""
-    path = settings.ivr_menu or DEFAULT_MENU
+    path = menu_path(settings)
     try:
         return load_menu(path)
     except (OSError, MenuError) as exc:
         log.error("IVR menu %s is unusable, using the default menu instead:\n%s", path, exc)
         return load_menu(DEFAULT_MENU)
+
+
+class MenuReloader:
+    """Loads the menu again when the admin page says it changed (`IVR_MENU_RELOAD_CHANNEL`).
+
+    `wake` runs on the pjsua2 thread (the control thread posts it there, also each time it
+    subscribes, so a message missed while Redis was away is made up for); the file is read and
+    parsed on a thread of its own and only the swap of `ctx.menu` happens on the pjsua2 thread.
+    A call's `MenuRun` holds the menu it started with: new calls get the new menu, calls in
+    progress keep theirs. A broken file keeps the menu that runs (never a worse one mid-day).
+    """
+
+    def __init__(
+        self, settings: Settings, ctx: IvrContext, post: Callable[[Callable[[], None]], None]
+    ) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.post = post
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"{ctx.worker}-menu")
+
+    def wake(self) -> None:
+        try:
+            self._pool.submit(self._load)
+        except RuntimeError:  # stopping
+            pass
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _load(self) -> None:
+        path = menu_path(self.settings)
+        try:
+            menu = load_menu(path)
+        except (OSError, MenuError) as exc:
+            log.error(
+                "%s: IVR menu %s is unusable, keeping the current menu:\n%s", self.ctx.worker, path, exc
+            )
+            return
+        if menu != self.ctx.menu:  # the first wake, at subscription, usually finds it unchanged
+            self.post(functools.partial(self._apply, menu))
+
+    def _apply(self, menu: Menu) -> None:
+        self.ctx.menu = menu
+        log.info("%s: IVR menu reloaded from %s (new calls use it)", self.ctx.worker, menu.path)
 
 
 def run(settings: Settings, index: int, *, public: bool = False) -> int:
@@ -144,9 +197,9 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     dialer = Dialer(ctx, edge, legs)  # outbound calls asked for over Redis (ivr.outbound)
     # The desk's call controls (hold, transfers, survey, listen...) on this worker's channel.
     ctx.controls = CallControls(ctx, edge, legs, settings.emergency_numbers)
-    controls = ControlListener(
-        ctx.record_name, ctx.redis_url, edge.post, ctx.controls.handle, {outbound.WAKE: dialer.wake}
-    )
+    menus = MenuReloader(settings, ctx, edge.post)
+    wakes = {outbound.WAKE: dialer.wake, IVR_MENU_RELOAD_CHANNEL: menus.wake}
+    controls = ControlListener(ctx.record_name, ctx.redis_url, edge.post, ctx.controls.handle, wakes)
     if settings.vosk_model is not None:
         # The model lives in the host's speech service, not in each of the 16 workers.
         ctx.speech = SpeechClient(socket_path(settings), edge.post, name=name)
@@ -186,6 +239,7 @@ def run(settings: Settings, index: int, *, public: bool = False) -> int:
     finally:
         ctx.seat_link.stop()
         controls.stop()
+        menus.stop()
         ctx.offload.shutdown()  # the records of the calls that just ended
         if ctx.speech is not None:
             ctx.speech.close()

@@ -6,6 +6,7 @@ Talks to the softswitch only through Redis commands and events; never imports `i
 from __future__ import annotations
 
 from agent_desk.admin import admin_bp
+from agent_desk.admin_menu import menu_bp
 from agent_desk.admin_org import org_bp
 from agent_desk.admin_prompts import prompts_bp
 from agent_desk.agent import agent_bp
@@ -29,6 +30,7 @@ BLUEPRINTS = (
     catalog_bp,
     org_bp,
     prompts_bp,
+    menu_bp,
     transcript_bp,
     callbacks_bp,
 )
