@@ -331,3 +331,24 @@ def test_the_settings_become_the_delivery_config_secrets_included() -> None:
     assert config.smtp_password == "" and config.centre_email == ""  # unset and absent keys
     assert not config.missing(delivery.Medium.WEBHOOK) and not config.missing(delivery.Medium.EMAIL)
     assert "notify_webhook_url" in DeliveryConfig().missing(delivery.Medium.WEBHOOK)
+
+
+def test_a_redispatch_tells_the_new_lead_first_then_the_assists_in_the_order_they_joined(
+    db: sessionmaker[Session], departments: dict[str, int]
+) -> None:
+    with transaction(db) as session:
+        ticket = create_ticket(session, channel=Channel.PHONE, content="施工噪声", caller_phone="13800001234")
+        dispatch.dispatch(session, ticket, departments["housing"], [departments["ecology"]])
+        dispatch.return_(session, ticket, departments["housing"], "不属于本单位职责")
+        # 改派: a new lead, a new assist named first, and the assist the ticket already had.
+        assists = [departments["urban-management"], departments["ecology"]]
+        dispatch.dispatch(session, ticket, departments["water-supply"], assists)
+    sent = [(r.recipient, r.body) for r in _rows(db) if r.kind == "ticket.dispatched"]
+    assert [recipient for recipient, _ in sent] == [
+        "housing",
+        "ecology",
+        "water-supply",
+        "ecology",  # its share existed before the new assist's
+        "urban-management",
+    ]
+    assert "主办" in sent[2][1] and "协办" in sent[3][1] and "协办" in sent[4][1]
