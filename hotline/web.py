@@ -39,7 +39,7 @@ CSP = (
 log = logging.getLogger(__name__)
 
 # The web's connection pool: no pre-ping (a round trip on every checkout, so on every request:
-# a tenth of the public look-up's time on PostgreSQL, docs/benchmarks.md). A pooled connection
+# a sixth of the public look-up's wall time on PostgreSQL, docs/benchmarks.md). A pooled connection
 # the server dropped (PostgreSQL restarted, an idle timeout on the way) fails the request that
 # meets it: SQLAlchemy then discards every connection opened before that moment, and
 # `disconnected` below answers 503 with Retry-After, so the next request runs on a new one.
