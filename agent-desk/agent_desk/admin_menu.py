@@ -126,18 +126,15 @@ def effective() -> Effective:
 
 
 def _savers(session: Session) -> dict[str, tuple[str, dt.datetime]]:
-    """The latest saver and time of each menu text that was saved here, by its sha256."""
+    """Who saved each version and when, by the name it is (or will be) kept under."""
     rows = session.execute(
         select(AuditEntry, User.display_name)
         .outerjoin(User, User.id == AuditEntry.actor_id)
         .where(AuditEntry.action == SAVE_ACTION)
         .order_by(AuditEntry.id.desc())
-        .limit(500)
+        .limit(100)
     ).all()
-    found: dict[str, tuple[str, dt.datetime]] = {}
-    for entry, name in rows:
-        found.setdefault(str(entry.detail.get("new_sha256", "")), (name or "未知", entry.at))
-    return found
+    return {str(entry.detail.get("version", "")): (name or "未知", entry.at) for entry, name in rows}
 
 
 def _local(when: dt.datetime) -> str:
@@ -156,15 +153,16 @@ def _page(
     factory: sessionmaker[Session] = _ext()["db"]
     with factory() as session:
         savers = _savers(session)
+    files = _files()
     versions = [
         {
             "name": v.name,
-            "saved_at": _local(savers[v.sha256][1]) if v.sha256 in savers else _local(v.saved_at),
-            "saved_by": savers[v.sha256][0] if v.sha256 in savers else "未知（非本页保存）",
+            "saved_at": _local(v.saved_at),
+            "saved_by": savers[v.name][0] if v.name in savers else "未知（非本页保存）",
         }
-        for v in _files().versions()
+        for v in files.versions()
     ]
-    current = savers.get(sha256(base.text)) if base.source == "edited" else None
+    current = savers.get(files.current_version()) if base.source == "edited" else None
     lines = text.splitlines()
     problems = [
         {"line": n, "text": lines[n - 1] if 0 < n <= len(lines) else "", "message": message}
@@ -175,7 +173,7 @@ def _page(
         text=text,
         base=base,
         base_sha256=sha256(base.text),
-        edited_path=_files().target,
+        edited_path=files.target,
         current={"saved_by": current[0], "saved_at": _local(current[1])} if current else None,
         check=check,
         problems=problems,
@@ -260,6 +258,7 @@ def save() -> ResponseReturnValue:
                 detail={
                     "old_sha256": saved.old_sha256,
                     "new_sha256": saved.new_sha256,
+                    "version": saved.version,
                     "kept": saved.kept,
                     "was": base.source,
                     "lines_added": saved.added,

@@ -39,13 +39,13 @@ def sha256(text: str) -> str:
 class Version:
     name: str  # menu.toml.<stamp>
     saved_at: dt.datetime  # UTC
-    sha256: str
 
 
 @dataclass(frozen=True)
 class Saved:
     old_sha256: str
     new_sha256: str
+    version: str  # the name the new menu will be kept under once replaced (its save time)
     kept: str  # the earlier version's file name ("" when there was none)
     added: int  # lines
     removed: int
@@ -59,6 +59,17 @@ class MenuFiles:
     def read(self) -> str | None:
         return self.target.read_text(encoding="utf-8") if self.target.is_file() else None
 
+    def current_version(self) -> str:
+        """The name menu.toml will be kept under when it is replaced ("" when there is none)."""
+        return self._version_name(self._saved_at()) if self.target.is_file() else ""
+
+    def _saved_at(self) -> dt.datetime:
+        # Its mtime: menu.toml is written by a rename and never modified in place.
+        return dt.datetime.fromtimestamp(self.target.stat().st_mtime, dt.UTC)
+
+    def _version_name(self, saved_at: dt.datetime) -> str:
+        return f"{self.target.name}.{saved_at.strftime(_STAMP)}"
+
     def versions(self) -> list[Version]:
         """Earlier versions, newest first."""
         found = []
@@ -66,7 +77,7 @@ class MenuFiles:
             match = VERSION_NAME.match(path.name)
             if match:
                 saved_at = dt.datetime.strptime(match.group(1), _STAMP).replace(tzinfo=dt.UTC)
-                found.append(Version(path.name, saved_at, sha256(path.read_text(encoding="utf-8"))))
+                found.append(Version(path.name, saved_at))
         return sorted(found, key=lambda v: v.name, reverse=True)
 
     def read_version(self, name: str) -> str | None:
@@ -87,10 +98,12 @@ class MenuFiles:
             kept = self._keep_current() if current is not None else ""
             self._replace(text)
             self._prune()
+            version = self.current_version()
         diff = list(difflib.ndiff(base_text.splitlines(), text.splitlines()))
         return Saved(
             old_sha256=sha256(base_text),
             new_sha256=sha256(text),
+            version=version,
             kept=kept,
             added=sum(1 for line in diff if line.startswith("+ ")),
             removed=sum(1 for line in diff if line.startswith("- ")),
@@ -104,14 +117,12 @@ class MenuFiles:
             yield
 
     def _keep_current(self) -> str:
-        # Named by when it was saved (its mtime: it was written by a rename, never modified since).
-        saved_at = dt.datetime.fromtimestamp(self.target.stat().st_mtime, dt.UTC)
-        while True:
-            keep = self.folder / f"{self.target.name}.{saved_at.strftime(_STAMP)}"
-            if not keep.exists():
-                shutil.copy2(self.target, keep)  # copy2 keeps the mtime, i.e. the time it was saved
-                return keep.name
+        saved_at = self._saved_at()
+        while (self.folder / self._version_name(saved_at)).exists():
             saved_at += dt.timedelta(microseconds=1)  # a coarse clock: two saves in one tick
+        keep = self.folder / self._version_name(saved_at)
+        shutil.copy2(self.target, keep)  # copy2 keeps the mtime, i.e. the time it was saved
+        return keep.name
 
     def _replace(self, text: str) -> None:
         partial = self.folder / f".{self.target.name}.{os.getpid()}.tmp"

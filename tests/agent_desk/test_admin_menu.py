@@ -104,7 +104,9 @@ def test_a_broken_menu_shows_its_problems_by_line_and_nothing_is_saved(
     status, page = save(client, token, BROKEN.replace("\n", "\r\n"))  # as a browser sends it
     assert status == 422
     assert "菜单有问题，未保存" in page
-    problems = re.findall(r"<td>第 (\d+) 行</td>\s*<td><code>(.*?)</code></td>\s*<td>(.*?)</td>", page)
+    problems = re.findall(
+        r"<td>第&nbsp;(\d+)&nbsp;行</td>\s*<td><code>(.*?)</code></td>\s*<td>(.*?)</td>", page
+    )
     by_line = {int(line): (code, message) for line, code, message in problems}
     assert "unknown prompt id &#39;no_such_prompt&#39;" in by_line[3][1]
     assert by_line[3][0] == "[nodes.entry]"  # the line itself, beside its number
@@ -116,7 +118,9 @@ def test_a_broken_menu_shows_its_problems_by_line_and_nothing_is_saved(
     status, page = save(client, token, 'start = "entry"\n[nodes.entry]\nprompts = [\n')
     assert status == 422 and "not valid TOML" in page
     status, page = save(client, token, BROKEN.replace('"3" = "queue:general"', '"3" = "dance"'))
-    assert status == 422 and re.search(r"第 8 行</td>\s*<td><code>&#34;3&#34; = &#34;dance&#34;", page)
+    assert status == 422 and re.search(
+        r"第&nbsp;8&nbsp;行</td>\s*<td><code>&#34;3&#34; = &#34;dance&#34;", page
+    )
 
     assert not settings.edited_ivr_menu.exists()
     with db() as session:
@@ -170,6 +174,8 @@ def test_a_valid_menu_is_saved_audited_announced_and_the_earlier_one_kept(
     # Restoring the earlier version from its page is a save like any other.
     status, page = save(client, token, VALID, base=base_of(earlier))
     assert status == 200 and settings.edited_ivr_menu.read_text(encoding="utf-8") == VALID
+    listed = re.findall(r"<td>([0-9-]+ [0-9:]+)</td><td>root</td>", page)
+    assert len(listed) == 2 and listed == sorted(listed, reverse=True)  # newest first
 
 
 def test_a_save_over_someone_elses_newer_menu_is_refused(
