@@ -85,7 +85,7 @@ def log_in_page(page: Page, base: str, username: str, password: str) -> None:
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(password)
     page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("button", name="退出")).to_be_visible()
+    expect(page.get_by_role("button", name="退出", exact=True)).to_be_visible()
 
 
 def logged_in(

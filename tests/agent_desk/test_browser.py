@@ -33,7 +33,7 @@ def _login(page: Page, base: str, username: str) -> None:
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(PASSWORD)
     page.get_by_role("button", name="登录").click()
-    expect(page.get_by_role("button", name="退出")).to_be_visible()
+    expect(page.get_by_role("button", name="退出", exact=True)).to_be_visible()
 
 
 def _offer(app: Flask, db: sessionmaker[Session], call_id: str, worker: str = "sip-worker-1@browser") -> None:
