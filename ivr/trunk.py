@@ -182,7 +182,7 @@ def transfer_numbers(settings: Settings) -> list[str]:
     from ivr.menu import DEFAULT_MENU, ActionKind, MenuError, load_menu
 
     try:
-        menu = load_menu(settings.ivr_menu or DEFAULT_MENU)
+        menu = load_menu(settings.ivr_menu_file() or DEFAULT_MENU)
     except (OSError, MenuError):
         menu = load_menu(DEFAULT_MENU)  # what the workers run then, too
     numbers = {

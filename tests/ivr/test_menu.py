@@ -175,3 +175,16 @@ def test_ivr_check_command_prints_problems_and_fails(run_hotline, tmp_path: Path
     assert f"{bad}:18: node 'orphan' cannot be reached" in result.stderr
     ok = run_hotline("ivr", "check", cwd=tmp_path)
     assert ok.returncode == 0 and "menu OK" in ok.stdout
+
+
+def test_the_trunk_lets_through_the_transfer_numbers_of_the_menu_saved_at_admin_menu(tmp_path: Path) -> None:
+    from hotline.settings import Settings
+    from ivr import trunk
+
+    settings = Settings(var_dir=tmp_path)
+    assert trunk.transfer_numbers(settings) == []  # the shipped menu transfers nowhere
+    edited = settings.edited_ivr_menu
+    edited.parent.mkdir(parents=True)
+    default = m.DEFAULT_MENU.read_text(encoding="utf-8")
+    edited.write_text(default.replace('"9" = "voicemail"', '"9" = "voicemail"\n"8" = "transfer:12319"'))
+    assert trunk.transfer_numbers(settings) == ["12319"]
