@@ -227,6 +227,8 @@ class WorkerRestarts:
         listing = self.rpc([f"dlg.profile_list worker s:{address}"])
         ended = 0
         for dialog in dialogs(listing):
+            if dialog.get("state") == "5":
+                continue  # over already (BYE seen), kept a moment by Kamailio
             # `since` (a dialog variable set by the config, microseconds); Kamailio's own start_ts
             # is in whole seconds, too coarse for a worker killed and restarted within one.
             since = dialog.get("since")
