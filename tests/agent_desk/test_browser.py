@@ -292,7 +292,7 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     acd.set_registered("8002", True)
     _offer(app, db, "c-7", softswitch.name)
     acd.seat_event("8001", SeatEvent.ANSWER, call_id="c-7")
-    expect(agent.locator("#seat-state")).to_have_text("通话中", timeout=3000)
+    expect(agent.locator("#seat-state")).to_have_text("通话中", timeout=10_000)
     button = agent.get_by_role("button", name="咨询转接")
     complete, cancel = (
         agent.get_by_role("button", name="完成转接"),
@@ -304,16 +304,16 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
 
     # The colleague went busy meanwhile: the softswitch says so.
     button.click()
-    expect(agent.locator("#toasts")).to_contain_text("正在呼叫同事…", timeout=3000)
+    expect(agent.locator("#toasts")).to_contain_text("正在呼叫同事…", timeout=10_000)
     answer(command("consult"), ok=False, error="seat_busy")
-    expect(agent.locator(".toast.error")).to_have_text("咨询转接失败：该座席当前不空闲", timeout=3000)
+    expect(agent.locator(".toast.error")).to_have_text("咨询转接失败：该座席当前不空闲", timeout=10_000)
 
     # The colleague's phone rings and nobody answers: the caller is back with the agent.
     button.click()
     sent = command("consult")
     acd.reserve("c-7", "8002")
     acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
-    expect(status).to_have_text("正在呼叫同事 8002 话务员02…（市民保持等待中）", timeout=3000)
+    expect(status).to_have_text("正在呼叫同事 8002 话务员02…（市民保持等待中）", timeout=10_000)
     expect(cancel).to_be_enabled()
     for other in (complete, hold, button, agent.get_by_role("button", name="转座席")):
         expect(other).to_be_disabled()
@@ -322,7 +322,7 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     acd.seat_event("8002", SeatEvent.RONA, reason="rona", call_id="c-7")
     acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-7")
     answer(sent, ok=False, error="failed")
-    expect(agent.locator("#toasts")).to_contain_text("同事未接听，已恢复与市民通话", timeout=3000)
+    expect(agent.locator("#toasts")).to_contain_text("同事未接听，已恢复与市民通话", timeout=10_000)
     expect(agent.locator("#consult")).to_be_hidden()
     expect(hold).to_be_enabled()
 
@@ -333,13 +333,13 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     command("consult")  # withdrawn before it was answered: the softswitch says nothing of it
     acd.reserve("c-7", "8002")
     acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
-    expect(cancel).to_be_enabled(timeout=3000)
+    expect(cancel).to_be_enabled(timeout=10_000)
     cancel.click()
     sent = command("cancel_consult")
     acd.seat_event("8002", SeatEvent.CANCEL, call_id="c-7")
     acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-7")
     answer(sent, ok=True)
-    expect(agent.locator("#toasts")).to_contain_text("已取消咨询", timeout=3000)
+    expect(agent.locator("#toasts")).to_contain_text("已取消咨询", timeout=10_000)
     expect(agent.locator("#consult")).to_be_hidden()
 
     # Then it answers, and hangs up before the transfer is completed.
@@ -349,11 +349,11 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
     acd.seat_event("8002", SeatEvent.ANSWER, call_id="c-7")
     answer(sent, ok=True)
-    expect(agent.locator("#toasts")).to_contain_text("同事已接听，可以交代情况", timeout=3000)
+    expect(agent.locator("#toasts")).to_contain_text("同事已接听，可以交代情况", timeout=10_000)
     expect(complete).to_be_enabled()
     acd.seat_event("8002", SeatEvent.HANGUP, call_id="c-7", wrap_up_s=30)
     acd.seat_event("8001", SeatEvent.UNHOLD, call_id="c-7")
-    expect(agent.locator("#toasts")).to_contain_text("同事已挂断，已恢复与市民通话", timeout=3000)
+    expect(agent.locator("#toasts")).to_contain_text("同事已挂断，已恢复与市民通话", timeout=10_000)
     expect(agent.locator("#consult")).to_be_hidden()
     colleague.get_by_role("button", name="示闲").click()
     expect(colleague.locator("#seat-state")).to_have_text("示闲")
@@ -365,7 +365,7 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     acd.seat_event("8001", SeatEvent.HOLD, call_id="c-7")
     acd.seat_event("8002", SeatEvent.ANSWER, call_id="c-7")
     answer(sent, ok=True)
-    expect(agent.locator("#toasts")).to_contain_text("同事已接听，可以交代情况", timeout=3000)
+    expect(agent.locator("#toasts")).to_contain_text("同事已接听，可以交代情况", timeout=10_000)
     expect(complete).to_be_enabled()
     agent.reload()
     expect(agent.locator("#connection")).to_have_text("已连接")
@@ -383,7 +383,7 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     acd.seat_event("8001", SeatEvent.HANGUP, call_id="c-7", wrap_up_s=30)
     acd.hand_over("c-7", "8002")
     answer(sent, ok=True)
-    expect(agent.locator("#toasts")).to_contain_text("转接完成", timeout=3000)
+    expect(agent.locator("#toasts")).to_contain_text("转接完成", timeout=10_000)
     expect(agent.locator("#seat-state")).to_have_text("话后处理")
     expect(agent.locator("#call-controls")).to_be_hidden()
     expect(colleague.locator("#consult")).to_be_hidden(timeout=5000)

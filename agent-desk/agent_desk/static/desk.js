@@ -152,6 +152,10 @@
   let onCall = "";
   let consult = null;
   let consultEnding = false;  // this desk asked to complete or cancel: no "the colleague hung up"
+  // The colleague answered this desk's consultation: if it ends without this desk completing or
+  // cancelling it, the colleague hung up. Kept across state reads, because one may come between
+  // the colleague's hang-up and this seat's return to talking (held, no consultation any more).
+  let consultAnswered = false;
   let consultTimer = null;
   function threeWay(callId) { return sessionStorage.getItem("three-way") === callId; }
   function controlOff(action, state) {
@@ -165,7 +169,6 @@
   }
   function showCallControls(state) {
     const talking = state.state === "talking" || state.state === "held";
-    const before = consult;
     onCall = talking ? state.call_id : "";
     consult = talking ? state.consult || null : null;
     $("call-controls").hidden = !talking;
@@ -173,11 +176,14 @@
       button.disabled = !talking || controlOff(button.dataset.control, state);
     });
     showConsult();
-    if (before && before.role === "consulting" && before.answered && !consult && !consultEnding
-        && state.state === "talking") {
-      callControls.toast("同事已挂断，已恢复与市民通话", false);
+    if (consult && consult.role === "consulting" && consult.answered) { consultAnswered = true; }
+    if (!consult && consultAnswered && state.state !== "held") {
+      if (!consultEnding && state.state === "talking") {
+        callControls.toast("同事已挂断，已恢复与市民通话", false);
+      }
+      consultAnswered = false;
     }
-    if (!consult) { consultEnding = false; }
+    if (!consult && state.state !== "held") { consultEnding = false; }
     // Handing the call over moves no seat of the colleague's (it stays talking): its desk reads
     // the state again until the call is its own.
     clearTimeout(consultTimer);
