@@ -1,9 +1,11 @@
 """The public status look-up under load (wrk), next to a bare Flask endpoint served the same way.
 
-Both apps run under `hotline.webserver.run` (gunicorn, one process, gthread, the same options and
-access log): the hotline's own app, and a Flask app with one route that answers the same POST
-with the same 303 and touches nothing. wrk then POSTs the look-up form (ticket number + phone,
-with the CSRF token and session cookie a browser would have) to each in turn and the script
+Both apps run under `hotline.webserver.run(public=True)`, as `hotline web --public` serves the
+citizens' side (gunicorn, one process, gthread with `public_web_threads`, the same options and
+access log): the hotline's public app (portal and Open311), and a Flask app with one route that
+answers the same POST with the same 303 and touches nothing. wrk then POSTs the look-up form
+(ticket number + phone, with the CSRF token and session cookie a browser would have) to each in
+turn and the script
 prints both p99s and their ratio, and the server's CPU per request (its process group's CPU
 time over the run, divided by the requests served: steadier than latencies on a shared
 machine). Target (issue 5): the look-up's p99 within 3x of the bare one.
@@ -69,16 +71,15 @@ def bare_app() -> Flask:
 def serve(kind: str, settings: Settings) -> int:
     """Run one of the two apps the way `hotline web` runs (the child process's entry)."""
     if kind == "bare":
-        # Swap in the bare app (and no event relay) for the real one; the serving stays the same.
+        # Swap in the bare app for the real one; the serving stays the same.
         app = bare_app()
-        vars(webserver)["create_app"] = lambda _settings: app
-        vars(webserver)["start_relay"] = lambda _app, _stop: None
-    return webserver.run(settings)
+        vars(webserver)["create_public_app"] = lambda _settings: app
+    return webserver.run(settings, public=True)
 
 
 def _settings(var: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_VAR_DIR=str(var), HOTLINE_WEB_PORT=str(port), HOTLINE_LOG_LEVEL="WARNING")
+    env.update(HOTLINE_VAR_DIR=str(var), HOTLINE_PUBLIC_WEB_PORT=str(port), HOTLINE_LOG_LEVEL="WARNING")
     return env
 
 

@@ -171,10 +171,10 @@ def cmd_speech_check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from hotline import webserver
 
-    return webserver.run(settings)
+    return webserver.run(settings, public=args.public)
 
 
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
@@ -246,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("serve", cmd_serve, "run every part on this machine, supervised")
-    add("web", cmd_web, "run the web application (agent desk, portals, APIs)")
+    p = add("web", cmd_web, "run the web application (agent desk, portals, APIs)")
+    p.add_argument(
+        "--public", action="store_true", help="the citizens' side only (portal, Open311) on public_web_port"
+    )
     add("softswitch", cmd_softswitch, "run Kamailio and the pool of SIP workers")
     add("worker", cmd_worker, "run an RQ job worker with its scheduler")
     p = add("sip-worker", cmd_sip_worker, "run one pjsua2 SIP worker (started by softswitch/serve)")

@@ -120,6 +120,13 @@ def app_specs(settings: Settings) -> list[ChildSpec]:
             ready_timeout_s=30,
             listens=f"http://{settings.web_host}:{settings.web_port}",
         ),
+        ChildSpec(
+            name="public-web",
+            argv=[*HOTLINE, "web", "--public"],
+            ready=_tcp_up(settings.public_web_host, settings.public_web_port),
+            ready_timeout_s=30,
+            listens=f"http://{settings.public_web_host}:{settings.public_web_port} (public portal, Open311)",
+        ),
     ]
 
 

@@ -52,6 +52,12 @@ class Settings(BaseModel):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
     web_threads: int = Field(default=100, ge=1, le=1000)
+    # The citizens' side (外网: public portal, Open311) in its own process: `hotline web --public`.
+    # Few threads: its requests are short, and more threads in one Python process only queue for
+    # the interpreter lock (docs/benchmarks.md, the public look-up).
+    public_web_host: str = "127.0.0.1"
+    public_web_port: int = Field(default=8080, ge=1, le=65535)
+    public_web_threads: int = Field(default=4, ge=1, le=1000)
 
     # The public SIP address: Kamailio's, or the single worker's when Kamailio is not installed.
     sip_host: str = "127.0.0.1"

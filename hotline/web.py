@@ -14,8 +14,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify
-from flask_login import current_user
+from flask import Flask, Response, jsonify, redirect, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import AnonymousUserMixin, current_user
 from flask_socketio import SocketIO, join_room
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
 from sqlalchemy.exc import DBAPIError
@@ -61,8 +63,8 @@ def secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
+def _base_app(settings: Settings) -> Flask:
+    """What both web apps share: config, connections, CSRF, security headers, error pages."""
     here = Path(__file__).parent
     app = Flask(__name__, template_folder=str(here / "templates"), static_folder=str(here / "static"))
     app.config.update(
@@ -86,33 +88,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         "rq_redis": rq_client,
         "bus": bus.EventBus(redis_client),
     }
-    ext = app.extensions["hotline"]
-    # Seat changes made from the desk go to the SQL history and the screens like any other.
-    ext["acd"] = AcdStore(redis_client, on_change=ChangeRecorder(ext["db"], ext["bus"]))
-
-    def checks() -> dict[str, dict[str, Any]]:
-        return {
-            "database": health.check_database(engine),
-            "redis": health.check_redis(redis_client),
-            "sip": health.check_sip(redis_client, settings.sip_workers),
-            "jobs": health.check_jobs(rq_client, settings.rq_queues),
-        }
-
-    # Blueprints show the state too, without importing the composition root.
-    app.extensions["hotline"]["health"] = checks
-
-    @app.get("/healthz")
-    def healthz() -> Any:
-        checks = app.extensions["hotline"]["health"]()
-        # The web answers while SIP is down (agents still work tickets), but says so.
-        core_ok = checks["database"]["ok"] and checks["redis"]["ok"]
-        parts_ok = checks["sip"]["ok"] and checks["jobs"]["ok"]
-        status = "ok" if core_ok and parts_ok else ("degraded" if core_ok else "down")
-        return jsonify(status=status, **checks), (200 if core_ok else 503)
 
     CSRFProtect(app)
-    limiter_storage = settings.effective_redis_url.replace("unix://", "redis+unix://", 1)
-    auth.init_auth(app, app.extensions["hotline"]["db"], limiter_storage)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -140,6 +117,42 @@ def create_app(settings: Settings | None = None) -> Flask:
     def csrf_error(error: CSRFError) -> Any:
         return jsonify(error="表单已过期或来源不明，请刷新页面后重试", detail=error.description), 400
 
+    return app
+
+
+def _limiter_storage(settings: Settings) -> str:
+    return settings.effective_redis_url.replace("unix://", "redis+unix://", 1)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The whole web: agent desk, wallboard, admin, department portal and API, public portal."""
+    settings = settings or load_settings()
+    app = _base_app(settings)
+    ext = app.extensions["hotline"]
+    # Seat changes made from the desk go to the SQL history and the screens like any other.
+    ext["acd"] = AcdStore(ext["redis"], on_change=ChangeRecorder(ext["db"], ext["bus"]))
+
+    def checks() -> dict[str, dict[str, Any]]:
+        return {
+            "database": health.check_database(ext["engine"]),
+            "redis": health.check_redis(ext["redis"]),
+            "sip": health.check_sip(ext["redis"], settings.sip_workers),
+            "jobs": health.check_jobs(ext["rq_redis"], settings.rq_queues),
+        }
+
+    # Blueprints show the state too, without importing the composition root.
+    ext["health"] = checks
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        checks = ext["health"]()
+        # The web answers while SIP is down (agents still work tickets), but says so.
+        core_ok = checks["database"]["ok"] and checks["redis"]["ok"]
+        parts_ok = checks["sip"]["ok"] and checks["jobs"]["ok"]
+        status = "ok" if core_ok and parts_ok else ("degraded" if core_ok else "down")
+        return jsonify(status=status, **checks), (200 if core_ok else 503)
+
+    auth.init_auth(app, ext["db"], _limiter_storage(settings))
     for blueprint in DESK_BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.register_blueprint(dept_portal.bp)
@@ -168,6 +181,41 @@ def create_app(settings: Settings | None = None) -> Flask:
             join_room(f"department:{current_user.department_id}")
         return True
 
+    return app
+
+
+def create_public_app(settings: Settings | None = None) -> Flask:
+    """The citizens' side (外网): the public portal and Open311, nothing that needs a login.
+
+    It runs as its own process (`hotline web --public`, a few threads, no Socket.IO), so it can
+    face the internet while the desk and the department portal stay inside, and so citizens'
+    look-ups are not slowed by the desk's many Socket.IO threads (docs/benchmarks.md).
+    """
+    settings = settings or load_settings()
+    app = _base_app(settings)
+    # Its own cookie: a staff session of the same host is neither read nor overwritten here.
+    app.config["SESSION_COOKIE_NAME"] = "hotline_public"
+    ext = app.extensions["hotline"]
+    ext["limiter"] = Limiter(
+        get_remote_address, app=app, storage_uri=_limiter_storage(settings), strategy="moving-window"
+    )
+
+    @app.context_processor
+    def nobody_logged_in() -> dict[str, Any]:
+        return {"current_user": AnonymousUserMixin()}  # the shared layout asks
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        # Only up or down: the internal parts' state is not the internet's business.
+        core_ok = health.check_database(ext["engine"])["ok"] and health.check_redis(ext["redis"])["ok"]
+        return jsonify(status="ok" if core_ok else "down"), (200 if core_ok else 503)
+
+    @app.get("/")
+    def home() -> Any:
+        return redirect(url_for("portal.index"))
+
+    app.register_blueprint(portal.bp)
+    app.register_blueprint(open311.bp)
     return app
 
 

@@ -2,6 +2,7 @@
 
 Flask-SocketIO in `threading` mode wants one worker process with many threads (sticky sessions
 across processes need a load balancer, so a second web node is a second `hotline web`).
+`hotline web --public` serves the citizens' side the same way with a few threads and no Socket.IO.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from hotline.settings import Settings
-from hotline.web import create_app, start_relay
+from hotline.web import create_app, create_public_app, start_relay
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -30,25 +31,41 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, public: bool = False) -> int:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
+    if public:
+        bind = f"{settings.public_web_host}:{settings.public_web_port}"
+        app = create_public_app(settings)
+        return _serve(app, settings, "hotline-public-web", bind, settings.public_web_threads)
     app = create_app(settings)
     stop = threading.Event()
+    bind = f"{settings.web_host}:{settings.web_port}"
+    return _serve(
+        app,
+        settings,
+        "hotline-web",
+        bind,
+        settings.web_threads,
+        post_worker_init=lambda _worker: start_relay(app, stop),
+        worker_exit=lambda _arbiter, _worker: stop.set(),
+    )
+
+
+def _serve(app: Flask, settings: Settings, name: str, bind: str, threads: int, **hooks: Any) -> int:
     options = {
-        "bind": f"{settings.web_host}:{settings.web_port}",
+        "bind": bind,
         "workers": 1,
         "worker_class": "gthread",
-        "threads": settings.web_threads,
+        "threads": threads,
         # Long-polling and websocket connections stay open; don't let gunicorn kill them.
         "timeout": 0,
         "graceful_timeout": 5,
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
-        "control_socket": str((settings.run_dir / "gunicorn.ctl").resolve()),
-        "post_worker_init": lambda _worker: start_relay(app, stop),
-        "worker_exit": lambda _arbiter, _worker: stop.set(),
-        "proc_name": "hotline-web",
+        "control_socket": str((settings.run_dir / f"{name}.ctl").resolve()),
+        "proc_name": name,
+        **hooks,
     }
     _Gunicorn(app, options).run()
     return 0

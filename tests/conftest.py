@@ -222,18 +222,25 @@ def ports() -> Callable[[int], int]:
     return first_free
 
 
+def _serve(app: Any) -> tuple[Any, Any]:
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, thread
+
+
 @pytest.fixture
 def live_server(app: Any) -> Iterator[str]:
     """The test's `app` served on a free port (threads) with its event relay, for Chromium."""
     import threading
 
-    from werkzeug.serving import make_server
-
     from hotline.web import start_relay
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    server, thread = _serve(app)
     stop = threading.Event()
     relay = start_relay(app, stop)
     yield f"http://127.0.0.1:{server.server_port}"
@@ -241,6 +248,19 @@ def live_server(app: Any) -> Iterator[str]:
     server.shutdown()
     thread.join(timeout=5)
     relay.join(timeout=5)
+
+
+@pytest.fixture
+def public_server(settings: Settings) -> Iterator[str]:
+    """The citizens' side (`hotline web --public`: public portal and Open311) on a free port."""
+    from hotline.web import close_app, create_public_app
+
+    app = create_public_app(settings)
+    server, thread = _serve(app)
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+    close_app(app)
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ class Running:
     env: dict[str, str]
     cwd: Path
     web: str
+    public_web: str
     sip_port: int
     redis_url: str
     database_url: str
@@ -92,12 +93,13 @@ def _cmdline(pid: int) -> str:
 def hotline(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Running]:
     cwd = tmp_path_factory.mktemp("serve")
     ports = request.getfixturevalue("ports")
-    sip_port, web_port = ports(), ports()
+    sip_port, web_port, public_port = ports(), ports(), ports()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env.update(
         HOTLINE_VAR_DIR=str(cwd / "var"),
         HOTLINE_SIP_PORT=str(sip_port),
         HOTLINE_WEB_PORT=str(web_port),
+        HOTLINE_PUBLIC_WEB_PORT=str(public_port),
         HOTLINE_SIP_WORKERS=str(WORKERS),
         HOTLINE_SIP_WORKER_BASE_PORT=str(ports(WORKERS)),
         HOTLINE_RTP_BASE_PORT=str(ports(WORKERS * 40)),
@@ -119,7 +121,8 @@ def hotline(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         proc = subprocess.Popen(
             [sys.executable, "-m", "hotline", "serve"], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    running = Running(proc, log, env, cwd, f"http://127.0.0.1:{web_port}", sip_port, redis_url, database_url)
+    web, public_web = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{public_port}"
+    running = Running(proc, log, env, cwd, web, public_web, sip_port, redis_url, database_url)
     try:
         started = wait_until(
             lambda: "all parts started" in running.output() or proc.poll() is not None, timeout=90
@@ -140,6 +143,32 @@ def test_serve_prints_where_each_part_listens_and_the_first_login_passwords(hotl
     assert f"http://127.0.0.1:{hotline.web.rsplit(':', 1)[1]}" in out
     assert f"sip:127.0.0.1:{hotline.sip_port}" in out
     assert "首次登录密码" in out and "supervisor" in out
+
+
+def _status(url: str) -> int:
+    opener = urllib.request.build_opener(_NoRedirect())
+    try:
+        with opener.open(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+def test_the_public_side_serves_citizens_and_nothing_of_the_staffs(hotline: Running) -> None:
+    assert f"{hotline.public_web} (public portal, Open311)" in hotline.output()
+    with urllib.request.urlopen(f"{hotline.public_web}/portal/lookup", timeout=5) as page:
+        assert "查询" in page.read().decode()
+    with urllib.request.urlopen(f"{hotline.public_web}/open311/v2/services.json", timeout=5) as services:
+        assert json.load(services), "no services on the public Open311"
+    # The desk, the department portal and the login exist only on the internal web.
+    for path in ("/login", "/desk/", "/dept/", "/admin/menu", "/wallboard/"):
+        assert _status(f"{hotline.public_web}{path}") == 404, path
+        assert _status(f"{hotline.web}{path}") != 404, path
 
 
 def test_healthz_reports_database_redis_and_every_sip_worker(hotline: Running) -> None:

@@ -30,6 +30,7 @@ PHONE = "13800006789"
 def test_a_ticket_goes_from_the_desk_through_the_department_and_the_centre_to_the_citizen(
     browser: Browser,
     live_server: str,
+    public_server: str,
     db: sessionmaker[Session],
     staff: dict[str, int],
     artifacts: Path,
@@ -88,7 +89,7 @@ def test_a_ticket_goes_from_the_desk_through_the_department_and_the_centre_to_th
 
     # 回访 on the public portal: number + phone, the outcome, a rating that closes the ticket.
     citizen = open_as(None)
-    citizen.goto(f"{live_server}/portal/lookup")
+    citizen.goto(f"{public_server}/portal/lookup")
     citizen.get_by_label("工单号").fill(number)
     citizen.get_by_label("提交时的联系电话").fill(PHONE)
     citizen.get_by_role("button", name="查询").click()

@@ -21,7 +21,7 @@ def _fits_the_screen(page: Page) -> bool:
 
 def test_a_citizen_on_a_phone_submits_follows_and_rates(
     browser: Browser,
-    live_server: str,
+    public_server: str,
     db: sessionmaker[Session],
     departments: dict[str, int],
     monkeypatch: pytest.MonkeyPatch,
@@ -33,7 +33,7 @@ def test_a_citizen_on_a_phone_submits_follows_and_rates(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
-    page.goto(f"{live_server}/portal/")
+    page.goto(f"{public_server}/portal/")
     page.get_by_role("link", name="我要提交诉求").click()
     page.get_by_label("问题类别").select_option("010101")
     page.get_by_label("所在区县").select_option("钟山区")
@@ -61,7 +61,7 @@ def test_a_citizen_on_a_phone_submits_follows_and_rates(
 
     fresh = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True)
     lookup = fresh.new_page()
-    lookup.goto(f"{live_server}/portal/lookup")
+    lookup.goto(f"{public_server}/portal/lookup")
     lookup.get_by_label("工单号").fill(number)
     lookup.get_by_label("提交时的联系电话").fill("13800005678")
     lookup.get_by_role("button", name="查询").click()
