@@ -42,7 +42,7 @@ from typing import Any
 
 import redis
 
-from acd.records import call_key
+from acd.records import Unavailable, call_key
 
 CHANNEL_PREFIX = "hotline:ctl"
 RESULT_EVENT = "call.control"
@@ -81,13 +81,9 @@ NEEDS_TARGET = {
 SUPERVISION = {Action.LISTEN, Action.WHISPER, Action.BARGE, Action.STOP_LISTENING}
 
 
-class ControlUnavailable(Exception):
+class ControlUnavailable(Unavailable):
     """The command cannot reach a worker: `reason` is no_call (the call is over or unknown) or
     no_worker (the worker holding it does not listen: stopped or dead)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

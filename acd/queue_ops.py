@@ -6,6 +6,7 @@ the seats; every method here decides inside that transaction, as the store's doc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ from acd.seat_states import SeatState, SeatTransitionError
 
 if TYPE_CHECKING:
     import redis
+
+log = logging.getLogger(__name__)
 
 
 class QueueOps:
@@ -228,12 +231,7 @@ class QueueOps:
             pipe.multi()
             now = self.clock()
             for offer in offers:
-                pipe.zrem(queue_key(offer.queue), offer.call_id)
-                pipe.hset(call_key(offer.call_id), mapping={"state": "offered", "seat": offer.extension})
-                pipe.hset(
-                    seat_key(offer.extension),
-                    mapping={"state": SeatState.OFFERED.value, "since": repr(now), "call_id": offer.call_id},
-                )
+                _write_offer(pipe, offer, now)
             return offers
 
         offers: list[Offer] = self._atomically(decide)
@@ -256,23 +254,13 @@ class QueueOps:
         """
 
         def decide(pipe: Any) -> Offer:
-            raw_seat = pipe.hgetall(seat_key(extension))
+            _check_ready(pipe, extension)
             raw_call = pipe.hgetall(call_key(call_id))
-            if not raw_seat:
-                raise KeyError(f"no seat {extension}")
-            seat = seat_from(extension, raw_seat)
-            if seat.state is not SeatState.READY or not seat.registered:
-                raise SeatTransitionError(f"seat {extension} cannot take a call now ({seat.state.value})")
             if not raw_call or raw_call.get("state") != "waiting":
                 raise SeatTransitionError(f"call {call_id} is not waiting")
             offer = Offer(call_id, extension, raw_call["queue"])
             pipe.multi()
-            pipe.zrem(queue_key(offer.queue), call_id)
-            pipe.hset(call_key(call_id), mapping={"state": "offered", "seat": extension})
-            pipe.hset(
-                seat_key(extension),
-                mapping={"state": SeatState.OFFERED.value, "since": repr(self.clock()), "call_id": call_id},
-            )
+            _write_offer(pipe, offer, self.clock())
             return offer
 
         offer: Offer = self._atomically(decide)
@@ -282,24 +270,31 @@ class QueueOps:
             )
         return offer
 
+    def enqueue_offering(
+        self, call_id: str, queue: str, prefer: str = "", **entry: Any
+    ) -> tuple[int, Offer | None]:
+        """`enqueue` (same keywords), then offered at once to seat `prefer` if it names one (an
+        agent's transfer to a colleague). A seat that cannot take it leaves the caller waiting in
+        the queue for whoever is next (logged). Returns the position and the offer, if any."""
+        position = self.enqueue(call_id, queue, **entry)
+        if not prefer:
+            return position, None
+        try:
+            return position, self.offer_to(call_id, prefer)
+        except (SeatTransitionError, KeyError) as exc:
+            log.info("call %s: not offered to seat %s: %s", call_id, prefer, exc)
+            return position, None
+
     def reserve(self, call_id: str, extension: str) -> Change:
         """Offer a bridged call's colleague seat for a consultation (attended transfer): the seat
         must be ready with its phone registered; it is then `offered` for that call, and its phone
         rung by the worker. `SeatTransitionError` otherwise. The call stays with its agent."""
 
         def decide(pipe: Any) -> Change:
-            raw = pipe.hgetall(seat_key(extension))
-            if not raw:
-                raise KeyError(f"no seat {extension}")
-            seat = seat_from(extension, raw)
-            if seat.state is not SeatState.READY or not seat.registered:
-                raise SeatTransitionError(f"seat {extension} cannot take a call now ({seat.state.value})")
+            _check_ready(pipe, extension)
             now = self.clock()
             pipe.multi()
-            pipe.hset(
-                seat_key(extension),
-                mapping={"state": SeatState.OFFERED.value, "since": repr(now), "call_id": call_id},
-            )
+            _write_seat_offered(pipe, extension, call_id, now)
             return Change(extension, SeatState.READY, SeatState.OFFERED, "consult", now, call_id)
 
         change: Change = self._atomically(decide)
@@ -352,3 +347,25 @@ class QueueOps:
                 priority = -round(score / 1e11) if score < 0 else 0
                 calls.append(WaitingCall(call_id, queue, priority, score + priority * 1e11))
         return calls
+
+
+def _check_ready(pipe: Any, extension: str) -> None:
+    """`KeyError` for an unknown seat, `SeatTransitionError` unless it is ready with its phone."""
+    raw = pipe.hgetall(seat_key(extension))
+    if not raw:
+        raise KeyError(f"no seat {extension}")
+    seat = seat_from(extension, raw)
+    if seat.state is not SeatState.READY or not seat.registered:
+        raise SeatTransitionError(f"seat {extension} cannot take a call now ({seat.state.value})")
+
+
+def _write_seat_offered(pipe: Any, extension: str, call_id: str, now: float) -> None:
+    offered = {"state": SeatState.OFFERED.value, "since": repr(now), "call_id": call_id}
+    pipe.hset(seat_key(extension), mapping=offered)
+
+
+def _write_offer(pipe: Any, offer: Offer, now: float) -> None:
+    """The caller out of its queue and offered; the seat offered that call."""
+    pipe.zrem(queue_key(offer.queue), offer.call_id)
+    pipe.hset(call_key(offer.call_id), mapping={"state": "offered", "seat": offer.extension})
+    _write_seat_offered(pipe, offer.extension, offer.call_id, now)

@@ -40,12 +40,16 @@ class Conflict(Exception):
     """The state kept changing under a decision; retried RETRIES times in vain."""
 
 
-class QueueUnavailable(Exception):
-    """Nobody can take a call of this queue: `reason` is nobody_logged_in or queue_full."""
+class Unavailable(Exception):
+    """Something the ACD cannot do now, with a machine-readable `reason` the caller branches on."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class QueueUnavailable(Unavailable):
+    """Nobody can take a call of this queue: `reason` is nobody_logged_in or queue_full."""
 
 
 @dataclass(frozen=True)

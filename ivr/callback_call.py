@@ -15,7 +15,6 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from acd.seat_states import SeatTransitionError
 from ivr import cdr
 from ivr.flow import WALLBOARD_ROOMS
 from ivr.seat_call import SeatCall
@@ -97,14 +96,10 @@ class CallbackCall:
         caller, queue, entered_at, worker = self.info.caller, self.queue, self.entered_at, ctx.record_name
 
         def work() -> Offer | None:
-            acd = ctx.acd()
-            acd.enqueue(call_id, queue, caller=caller, worker=worker, entered_at=entered_at)
-            if not prefer:
-                return None
-            try:
-                return acd.offer_to(call_id, prefer)
-            except (SeatTransitionError, KeyError):
-                return None  # taken meanwhile: the caller waits for the next seat
+            _position, offer = ctx.acd().enqueue_offering(
+                call_id, queue, prefer, caller=caller, worker=worker, entered_at=entered_at
+            )
+            return offer
 
         ctx.offload.redis(
             work, on_done=self._queued, on_error=lambda exc: self._give_up(f"not queued: {exc}")

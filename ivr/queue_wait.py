@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 from acd import callbacks
 from acd.callbacks import CallbackReason
 from acd.models import Disposition
-from acd.seat_states import SeatTransitionError
 from acd.store import Offer, QueueUnavailable
 from hotline.db import transaction
 from ivr import cdr
@@ -108,20 +107,15 @@ class QueueWait:
 
         def work() -> tuple[int, float, Offer | None]:
             acd = ctx.acd()
-            position = acd.enqueue(
+            position, offer = acd.enqueue_offering(
                 info.call_id,
                 queue,
+                prefer,
                 caller=info.caller,
                 worker=ctx.record_name,
                 max_waiting=max_waiting,
                 entered_at=entered_at,
             )
-            offer = None
-            if prefer:
-                try:
-                    offer = acd.offer_to(info.call_id, prefer)
-                except (SeatTransitionError, KeyError) as exc:
-                    log.info("call %s: not offered to seat %s: %s", info.call_id, prefer, exc)
             return position, acd.expected_wait(info.call_id, aht), offer
 
         ctx.offload.redis(work, on_done=self._queued, on_error=self._not_queued)

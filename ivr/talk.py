@@ -238,15 +238,20 @@ class Talk:
             on_error=lambda _exc: self.controls.reply(command, "seat_busy"),
         )
 
+    def _release(self, extension: str) -> None:
+        """A colleague's seat reserved for a consultation goes back to ready (Redis thread)."""
+        ctx, call_id = self.ctx, self.call_id
+        ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+
     def _reserved(self, command: Command, extension: str) -> None:
         ctx, call_id, link = self.ctx, self.call_id, self.ctx.seat_link
         if self.over or self.agent_gone or self.consult is not None or link is None:
-            ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+            self._release(extension)
             self.controls.reply(command, "no_call")
             return
         seat = SeatCall(self, self.side, link, extension, bridge_caller=False)
         if not seat.start():
-            ctx.offload.redis(lambda: ctx.acd().seat_event(extension, SeatEvent.CANCEL, call_id=call_id))
+            self._release(extension)
             self.controls.reply(command, "failed")
             return
         self.consult, self._consulting = seat, command
@@ -315,8 +320,7 @@ class Talk:
             seat.hang_up()
         else:
             seat.withdraw()
-            ctx, ext, call_id = self.ctx, seat.extension, self.call_id
-            ctx.offload.redis(lambda: ctx.acd().seat_event(ext, SeatEvent.CANCEL, call_id=call_id))
+            self._release(seat.extension)
         self._back_to_agent()
 
     def _hand_over(self, seat: SeatCall) -> None:
