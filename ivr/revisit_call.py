@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hotline.db import transaction
+from ivr.key_question import KeyQuestion
 from ivr.playback import spoken_digits
 from tickets import revisit
 from tickets.models import Ticket, TicketStatus
@@ -23,7 +24,6 @@ from tickets.models_outcomes import Satisfaction
 
 if TYPE_CHECKING:
     from ivr.dialer import OutboundCall
-    from ivr.timers import Timer
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,19 @@ class RevisitCall:
     def __init__(self, call: OutboundCall) -> None:
         self.call = call
         self.ticket_id = int(call.request.data["ticket_id"])
-        self.key_wait_s = min(30.0, max(2.0, float(call.request.data.get("key_wait_s", ASK_TIMEOUT_S))))
+        key_wait_s = min(30.0, max(2.0, float(call.request.data.get("key_wait_s", ASK_TIMEOUT_S))))
         self.phase = "loading"  # loading -> asking -> saving -> done
-        self.tries = 0
-        self._timer: Timer | None = None
+        self.question = KeyQuestion(
+            call.playback,
+            call.dialer.edge,
+            "revisit_ask",
+            KEYS,
+            key_wait_s,
+            ASK_RETRIES,
+            on_key=self._rated,
+            on_give_up=lambda: self._finish("no_input", ["revisit_no_rating", "goodbye"]),
+            on_miss=self._missed,
+        )
         call.outcome.update(ticket_id=self.ticket_id, revisit="hung_up")
 
     def start(self) -> None:
@@ -95,43 +104,23 @@ class RevisitCall:
             return
         self.phase = "asking"
         outcome = OUTCOME_PROMPTS.get(info.status, "revisit_outcome_replied")
-        prompts = ["revisit_intro", *spoken_digits(info.number), outcome, "revisit_ask"]
-        self.call.playback.play(prompts, on_done=self._wait)
+        self.question.ask(["revisit_intro", *spoken_digits(info.number), outcome])
 
     def _announced(self) -> None:
         ctx, ticket_id = self.call.ctx, self.ticket_id
         ctx.offload.sql(lambda: load(ctx.factory, ticket_id), on_done=self._loaded, on_error=self._broken)
 
-    def _ask(self, before: list[str]) -> None:
-        self.call.playback.play([*before, "revisit_ask"], on_done=self._wait)
-
-    def _wait(self) -> None:
-        self._cancel()
-        self._timer = self.call.dialer.edge.call_later(self.key_wait_s, self._no_key)
-
-    def _no_key(self) -> None:
-        if self.phase != "asking":
-            return
-        self.tries += 1
-        self.call.note(revisit="no_input")
-        if self.tries > ASK_RETRIES:
-            self._finish("no_input", ["revisit_no_rating", "goodbye"])
+    def _missed(self, digit: str) -> None:
+        if digit:
+            self.call.note(revisit="invalid", key=digit)
         else:
-            self._ask([])
+            self.call.note(revisit="no_input")
 
     def on_dtmf(self, digit: str) -> None:
-        if self.phase != "asking":
-            return
-        self._cancel()
-        level = KEYS.get(digit)
-        if level is None:
-            self.tries += 1
-            self.call.note(revisit="invalid", key=digit)
-            if self.tries > ASK_RETRIES:
-                self._finish("no_input", ["revisit_no_rating", "goodbye"])
-            else:
-                self._ask(["invalid_input"])
-            return
+        self.question.on_dtmf(digit)
+
+    def _rated(self, digit: str) -> None:
+        level = KEYS[digit]
         # Keys during the read-out count: a citizen who knows the question need not wait for it.
         self.call.playback.stop()
         self.phase = "saving"
@@ -152,7 +141,7 @@ class RevisitCall:
         self._finish("rated", [*thanks, "goodbye"])
 
     def _finish(self, how: str, prompts: list[str]) -> None:
-        self._cancel()
+        self.question.close()
         if self.phase == "done":
             return
         self.phase = "done"
@@ -162,12 +151,7 @@ class RevisitCall:
     def _hang_up(self) -> None:
         self.call.leg.hangup()
 
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def on_end(self) -> None:
-        self._cancel()
+        self.question.close()
         if self.phase in ("loading", "asking"):
             self.phase = "done"  # hung up before rating: `revisit` stays "hung_up"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from acd.controls import Command, result_rooms
 from ivr import cdr
 from ivr.dialer import TRUNK_HEADER
+from ivr.key_question import KeyQuestion
 from ivr.legs import Leg, LegEvent, LegKind, TransitionError
 from ivr.sip import SipError
 
@@ -165,43 +166,27 @@ class Survey:
 
     def __init__(self, talk: Talk) -> None:
         self.talk = talk
-        self.tries = 0
-        self.done = False
-        self._timer: Timer | None = None
+        assert talk.ctx.scheduler is not None
+        self.question = KeyQuestion(
+            talk.owner.playback,
+            talk.ctx.scheduler,
+            "survey_ask",
+            SURVEY_KEYS,
+            SURVEY_WAIT_S,
+            SURVEY_RETRIES,
+            on_key=self._rated,
+            on_give_up=lambda: self._end(["goodbye"], "no_input"),
+        )
 
     def start(self) -> None:
         self.talk.side.note(survey="asked")
-        self._ask([])
-
-    def _ask(self, before: list[str]) -> None:
-        self.talk.owner.playback.play([*before, "survey_ask"], on_done=self._wait)
-
-    def _wait(self) -> None:
-        self.cancel()
-        self._timer = self.talk.side.later(SURVEY_WAIT_S, self._no_key)
-
-    def _no_key(self) -> None:
-        self._timer = None
-        if self.done:
-            return
-        self.tries += 1
-        if self.tries > SURVEY_RETRIES:
-            self._end(["goodbye"], "no_input")
-        else:
-            self._ask([])
+        self.question.ask()
 
     def on_dtmf(self, digit: str) -> None:
-        if self.done:
-            return
-        score = SURVEY_KEYS.get(digit)
-        if score is None:
-            self.tries += 1
-            if self.tries > SURVEY_RETRIES:
-                self._end(["goodbye"], "no_input")
-            else:
-                self.cancel()
-                self._ask(["invalid_input"])
-            return
+        self.question.on_dtmf(digit)
+
+    def _rated(self, digit: str) -> None:
+        score = SURVEY_KEYS[digit]
         ctx, call_id = self.talk.ctx, self.talk.call_id
         ctx.offload.sql(lambda: cdr.store_survey(ctx.factory, call_id, score))
         ctx.events.publish(
@@ -210,8 +195,6 @@ class Survey:
         self._end(["survey_thanks", "goodbye"], "rated", score=score)
 
     def _end(self, prompts: list[str], how: str, **extra: Any) -> None:
-        self.cancel()
-        self.done = True
         self.talk.side.note(survey=how, **extra)
         self.talk.owner.playback.play(prompts, on_done=self._hang_up)
 
@@ -219,6 +202,4 @@ class Survey:
         self.talk.side.leg.hangup()
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.question.close()

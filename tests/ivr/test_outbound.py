@@ -168,7 +168,7 @@ def test_a_revisit_call_reads_the_outcome_and_stores_the_key_the_citizen_pressed
     assert tone_share(_recorded(softswitch, db, done["call_id"]), VOICE_HZ) > 0.5  # the citizen's words kept
 
 
-def test_a_revisit_call_without_a_key_asks_again_then_leaves_the_ticket_unrated(
+def test_a_revisit_call_with_a_wrong_key_then_none_asks_again_then_leaves_the_ticket_unrated(
     softswitch: Softswitch, tone_prompt_dir: Path, db: sessionmaker[Session]
 ) -> None:
     ticket_id, _number = _resolved_directly(db)
@@ -176,9 +176,15 @@ def test_a_revisit_call_without_a_key_asks_again_then_leaves_the_ticket_unrated(
     phone, target = _citizen(softswitch)
     data = {"ticket_id": ticket_id, "key_wait_s": 2}  # the shortest wait a request may ask for
     request_id = outbound.originate(softswitch.redis, target, "revisit", data)
+    phone.expect("media")
+    event(softswitch, "outbound.answered", request_id=request_id)
+    softswitch.wait_for(lambda: False, timeout=1.7)  # hello, the recording notice, the read-out
+    phone.send("dtmf 9")  # not one of 1/2/3: "invalid input", the question again, then silence
     assert phone.expect("disconnected", timeout=40) == "disconnected 200"  # the hotline said goodbye
     done = event(softswitch, "outbound.result", request_id=request_id)
     assert done["result"] == "answered" and done["revisit"] == "no_input" and "rating" not in done
+    path = _cdr(db, done["call_id"]).ivr_path
+    assert {"revisit": "invalid", "key": "9"} in path and {"revisit": "no_input"} in path
     with db() as session:
         assert session.scalars(select(Rating).where(Rating.ticket_id == ticket_id)).all() == []
         assert session.get_one(Ticket, ticket_id).status is TicketStatus.RESOLVED_DIRECTLY
