@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
 from hotline.db import transaction
+from hotline.settings import Settings
+from hotline.web import close_app, create_public_app
 from tickets import dispatch, open311_keys
 from tickets.models import Channel, RequestKind, Ticket, TicketStatus
 from tickets.models_outcomes import Notification, Open311Client, Open311Request
@@ -232,3 +234,22 @@ def test_the_georeport_client_reads_services_and_requests_in_json_and_xml(
         one = reader.get_service_request(number)
         assert one["service_request_id"] == number and one["description"] == "停水两天"
         assert one["status"] == "open"
+
+
+def test_the_public_web_takes_a_posted_request_and_reads_it_back(
+    settings: Settings, db: sessionmaker[Session], api_key: str
+) -> None:
+    """`hotline web --public` (the process facing the internet) serves Open311 like the internal web."""
+    public = create_public_app(settings)
+    try:
+        client = public.test_client()
+        created = _post(
+            client, api_key=api_key, service_code="010101", address_string="钟山区", description="路灯不亮"
+        )
+        assert created.status_code == 200, created.data
+        number = created.json[0]["service_request_id"]
+        read = client.get(f"{V2}/requests/{number}.json").json
+        assert read[0]["service_request_id"] == number and read[0]["description"] == "路灯不亮"
+        assert client.get("/login").status_code == 404  # no staff pages out there
+    finally:
+        close_app(public)
