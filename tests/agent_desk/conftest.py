@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Seat
+from acd.store import AcdStore
 from hotline.accounts import Role, User, hash_password
 from hotline.db import transaction
 from hotline.settings import Settings
@@ -22,6 +23,7 @@ from tests.helpers import login
 from tickets.models import Department, DepartmentKind
 
 PASSWORD = "desk-pass-phrase"
+LoggedIn = Callable[[str], tuple[FlaskClient, str]]
 
 
 @dataclass
@@ -77,3 +79,21 @@ def app(
 def login_as() -> Callable[[FlaskClient, str], str]:
     """`login_as(client, "agent1")` logs the client in and returns its CSRF token."""
     return lambda client, username: login(client, username, PASSWORD)
+
+
+@pytest.fixture
+def logged_in(app: Flask, login_as: Callable[[FlaskClient, str], str]) -> LoggedIn:
+    """`client, token = logged_in("agent1")`: a new test client logged in, and its CSRF token."""
+
+    def log_in(username: str) -> tuple[FlaskClient, str]:
+        client = app.test_client()
+        return client, login_as(client, username)
+
+    return log_in
+
+
+@pytest.fixture
+def acd(app: Flask) -> AcdStore:
+    """The app's ACD store: the live seats and calls, in Redis."""
+    store: AcdStore = app.extensions["hotline"]["acd"]
+    return store

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import redis
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,9 +24,9 @@ from acd.seat_states import SeatEvent, SeatState
 from acd.store import AcdStore
 from hotline.accounts import AuditEntry, Role
 from hotline.db import transaction
-from tests.agent_desk.conftest import People, staff
+from tests.agent_desk.conftest import LoggedIn, People, staff
 
-Login = Callable[[FlaskClient, str], str]
+NextCommand = Callable[[], Command | None]
 WORKER = "sip-worker-1@desk-test"
 
 
@@ -81,22 +80,22 @@ def _talking(acd: AcdStore, extension: str, agent_id: int, call_id: str, worker:
     acd.seat_event(extension, SeatEvent.ANSWER, call_id=call_id)
 
 
+@pytest.fixture
+def agent_talking(acd: AcdStore, people: People) -> None:
+    """agent1's seat 8001 talking to caller c-1, put through by WORKER."""
+    _talking(acd, "8001", people.agent_id, "c-1")
+
+
 def _post(client: FlaskClient, url: str, token: str | None, body: dict[str, Any]) -> Any:
     headers = {"X-CSRFToken": token} if token else {}
     return client.post(url, json=body, headers=headers)
 
 
+@pytest.mark.usefixtures("agent_talking")
 def test_the_agents_controls_reach_the_worker_holding_its_call(
-    app: Flask,
-    login_as: Login,
-    people: People,
-    worker: Callable[[], Command | None],
-    db: sessionmaker[Session],
+    logged_in: LoggedIn, people: People, worker: NextCommand, db: sessionmaker[Session]
 ) -> None:
-    acd: AcdStore = app.extensions["hotline"]["acd"]
-    _talking(acd, "8001", people.agent_id, "c-1")
-    client = app.test_client()
-    token = login_as(client, "agent1")
+    client, token = logged_in("agent1")
 
     held = _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"})
     assert held.status_code == 202 and held.get_json()["label"] == "保持"
@@ -140,21 +139,18 @@ def test_the_agents_controls_reach_the_worker_holding_its_call(
     ]
 
 
+@pytest.mark.usefixtures("agent_talking")
 def test_a_call_goes_to_a_colleagues_seat_picked_from_the_others(
-    app: Flask,
-    login_as: Login,
+    logged_in: LoggedIn,
     people: People,
     colleagues: dict[str, int],
-    worker: Callable[[], Command | None],
+    worker: NextCommand,
     db: sessionmaker[Session],
 ) -> None:
     with transaction(db) as session:  # a seat taken out of service is not offered
         session.add(Seat(extension="8003", name="8003座席", sip_password="x", skills={}, active=False))
         session.add(Seat(extension="8004", name="专家席", sip_password="x", skills={}))
-    acd: AcdStore = app.extensions["hotline"]["acd"]
-    _talking(acd, "8001", people.agent_id, "c-1")
-    client = app.test_client()
-    token = login_as(client, "agent1")
+    client, token = logged_in("agent1")
 
     # The pick lists the other active seats, each with who sits there (or the seat's name).
     page = client.get("/desk/").get_data(as_text=True)
@@ -188,16 +184,10 @@ def test_a_call_goes_to_a_colleagues_seat_picked_from_the_others(
 
 
 def test_an_agent_cannot_act_on_another_seats_call(
-    app: Flask,
-    login_as: Login,
-    people: People,
-    colleagues: dict[str, int],
-    worker: Callable[[], Command | None],
+    acd: AcdStore, logged_in: LoggedIn, people: People, colleagues: dict[str, int], worker: NextCommand
 ) -> None:
-    acd: AcdStore = app.extensions["hotline"]["acd"]
     _talking(acd, "8002", colleagues["agent2"], "c-2")
-    client = app.test_client()
-    token = login_as(client, "agent1")
+    client, token = logged_in("agent1")
     idle = _post(client, "/desk/api/call/hang_up", token, {"call_id": "c-2"})
     assert (idle.status_code, idle.get_json()["error"]) == (409, "您的座席当前没有通话")
     _talking(acd, "8001", people.agent_id, "c-1")
@@ -210,12 +200,10 @@ def test_an_agent_cannot_act_on_another_seats_call(
 
 
 def test_without_the_worker_or_the_call_the_desk_says_so(
-    app: Flask, login_as: Login, people: People, redis_client: redis.Redis
+    acd: AcdStore, logged_in: LoggedIn, people: People, redis_client: redis.Redis
 ) -> None:
-    acd: AcdStore = app.extensions["hotline"]["acd"]
     _talking(acd, "8001", people.agent_id, "c-1", worker="sip-worker-9@gone")  # nobody listens there
-    client = app.test_client()
-    token = login_as(client, "agent1")
+    client, token = logged_in("agent1")
     gone = _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"})
     assert (gone.status_code, gone.get_json()["error"]) == (503, "软交换暂时不可用，请稍后再试")
     # The caller hangs up: the seat is in wrap-up and has nothing left to hold.
@@ -224,54 +212,39 @@ def test_without_the_worker_or_the_call_the_desk_says_so(
     assert (over.status_code, over.get_json()["error"]) == (409, "您的座席当前没有通话")
 
 
+@pytest.mark.usefixtures("agent_talking", "colleagues")
 def test_call_controls_need_an_agent_a_login_and_the_csrf_token(
-    app: Flask,
-    login_as: Login,
-    people: People,
-    colleagues: dict[str, int],
-    worker: Callable[[], Command | None],
+    logged_in: LoggedIn, worker: NextCommand
 ) -> None:
-    acd: AcdStore = app.extensions["hotline"]["acd"]
-    _talking(acd, "8001", people.agent_id, "c-1")
     # The agent logged out (another tab, say) and the page still holds the session's token.
-    gone = app.test_client()
-    gone_token = login_as(gone, "agent1")
+    gone, gone_token = logged_in("agent1")
     gone.post("/logout", data={"csrf_token": gone_token})
     logged_out = _post(gone, "/desk/api/call/hang_up", gone_token, {"call_id": "c-1"})
     assert logged_out.status_code == 302 and "/login" in logged_out.headers["Location"]
-    department = app.test_client()
-    token = login_as(department, "dept1")
+    department, token = logged_in("dept1")
     assert _post(department, "/desk/api/call/hang_up", token, {"call_id": "c-1"}).status_code == 403
     assert (
         _post(department, "/wallboard/api/supervise/listen", token, {"extension": "8001"}).status_code == 403
     )
-    agent = app.test_client()
-    login_as(agent, "agent1")
+    agent, _ = logged_in("agent1")
     no_token = _post(agent, "/desk/api/call/hang_up", None, {"call_id": "c-1"})
     assert no_token.status_code == 400 and "表单已过期" in no_token.get_json()["error"]
     assert worker() is None
 
 
-def test_a_stuck_page_is_slowed_down(app: Flask, login_as: Login) -> None:
-    client = app.test_client()
-    token = login_as(client, "agent1")
+def test_a_stuck_page_is_slowed_down(logged_in: LoggedIn) -> None:
+    client, token = logged_in("agent1")
     codes = [_post(client, "/desk/api/call/hold", token, {"call_id": "x"}).status_code for _ in range(31)]
     assert codes[:30] == [409] * 30
     last = _post(client, "/desk/api/call/hold", token, {"call_id": "x"})
     assert (last.status_code, last.get_json()["error"]) == (429, "操作过于频繁，请稍后再试")
 
 
+@pytest.mark.usefixtures("agent_talking")
 def test_a_supervisor_listens_whispers_and_barges_from_its_own_seat(
-    app: Flask,
-    login_as: Login,
-    people: People,
-    db: sessionmaker[Session],
-    worker: Callable[[], Command | None],
+    logged_in: LoggedIn, people: People, db: sessionmaker[Session], worker: NextCommand
 ) -> None:
-    acd: AcdStore = app.extensions["hotline"]["acd"]
-    _talking(acd, "8001", people.agent_id, "c-1")
-    lead = app.test_client()
-    token = login_as(lead, "lead")
+    lead, token = logged_in("lead")
 
     # No seat of its own yet: the softswitch would have no phone to ring.
     state = lead.get("/wallboard/api/state").get_json()
@@ -310,14 +283,13 @@ def test_a_supervisor_listens_whispers_and_barges_from_its_own_seat(
         "stop_listening",
     ]
 
-    agent = app.test_client()
-    agent_token = login_as(agent, "agent1")
+    agent, agent_token = logged_in("agent1")
     body = {"extension": "8001", "call_id": "c-1"}
     assert _post(agent, "/wallboard/api/supervise/listen", agent_token, body).status_code == 403
 
 
 def test_the_desk_lists_pending_callbacks_with_masked_numbers(
-    app: Flask, login_as: Login, db: sessionmaker[Session]
+    logged_in: LoggedIn, db: sessionmaker[Session]
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     with transaction(db) as session:
@@ -330,8 +302,7 @@ def test_the_desk_lists_pending_callbacks_with_masked_numbers(
         session.flush()
         callbacks.move(asked, callbacks.CallbackStatus.DIALLING, now=now)
         callbacks.move(done, callbacks.CallbackStatus.CANCELLED, now=now)
-    client = app.test_client()
-    login_as(client, "agent1")
+    client, _ = logged_in("agent1")
     tasks = client.get("/desk/api/callbacks").get_json()["tasks"]
     assert [(t["caller"], t["status"], t["reason"], t["attempts"]) for t in tasks] == [
         ("136****4321", "回拨中", "市民预约回拨", 1),  # asked: due at once
@@ -348,19 +319,17 @@ def _consulting(acd: AcdStore, call_id: str, agent: str, colleague: str) -> None
     acd.seat_event(agent, SeatEvent.HOLD, call_id=call_id)
 
 
+@pytest.mark.usefixtures("agent_talking")
 def test_an_attended_transfer_consults_a_colleague_then_hands_the_call_over(
-    app: Flask,
-    login_as: Login,
+    acd: AcdStore,
+    logged_in: LoggedIn,
     people: People,
     colleagues: dict[str, int],
-    worker: Callable[[], Command | None],
+    worker: NextCommand,
     db: sessionmaker[Session],
 ) -> None:
-    acd: AcdStore = app.extensions["hotline"]["acd"]
-    _talking(acd, "8001", people.agent_id, "c-1")
     _ready(acd, "8002", colleagues["agent2"])
-    agent, colleague = app.test_client(), app.test_client()
-    token, colleague_token = login_as(agent, "agent1"), login_as(colleague, "agent2")
+    (agent, token), (colleague, colleague_token) = logged_in("agent1"), logged_in("agent2")
     assert agent.get("/desk/api/state").get_json()["consult"] is None
 
     # Nothing to complete or cancel yet; a consultation goes to a colleague's seat, not to itself.
@@ -450,18 +419,12 @@ def test_an_attended_transfer_consults_a_colleague_then_hands_the_call_over(
     ]
 
 
+@pytest.mark.usefixtures("agent_talking")
 def test_a_cancelled_consultation_leaves_the_caller_with_the_agent(
-    app: Flask,
-    login_as: Login,
-    people: People,
-    colleagues: dict[str, int],
-    worker: Callable[[], Command | None],
+    acd: AcdStore, logged_in: LoggedIn, colleagues: dict[str, int], worker: NextCommand
 ) -> None:
-    acd: AcdStore = app.extensions["hotline"]["acd"]
-    _talking(acd, "8001", people.agent_id, "c-1")
     _ready(acd, "8002", colleagues["agent2"])
-    client = app.test_client()
-    token = login_as(client, "agent1")
+    client, token = logged_in("agent1")
     _post(client, "/desk/api/call/consult", token, {"call_id": "c-1", "target": "8002"})
     assert worker() is not None
     _consulting(acd, "c-1", "8001", "8002")
