@@ -23,7 +23,7 @@ from tests.helpers import login
 from tickets.models import Department, DepartmentKind
 
 PASSWORD = "desk-pass-phrase"
-LoggedIn = Callable[[str], tuple[FlaskClient, str]]
+LogIn = Callable[[str], tuple[FlaskClient, str]]
 
 
 @dataclass
@@ -82,14 +82,14 @@ def login_as() -> Callable[[FlaskClient, str], str]:
 
 
 @pytest.fixture
-def logged_in(app: Flask, login_as: Callable[[FlaskClient, str], str]) -> LoggedIn:
-    """`client, token = logged_in("agent1")`: a new test client logged in, and its CSRF token."""
+def log_in(app: Flask, login_as: Callable[[FlaskClient, str], str]) -> LogIn:
+    """`client, token = log_in("agent1")`: a new test client logged in, and its CSRF token."""
 
-    def log_in(username: str) -> tuple[FlaskClient, str]:
+    def new_client(username: str) -> tuple[FlaskClient, str]:
         client = app.test_client()
         return client, login_as(client, username)
 
-    return log_in
+    return new_client
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from acd.seat_states import SeatEvent, SeatState
 from acd.store import AcdStore
 from hotline.accounts import AuditEntry, Role
 from hotline.db import transaction
-from tests.agent_desk.conftest import LoggedIn, People, staff
+from tests.agent_desk.conftest import LogIn, People, staff
 
 NextCommand = Callable[[], Command | None]
 WORKER = "sip-worker-1@desk-test"
@@ -93,9 +93,9 @@ def _post(client: FlaskClient, url: str, token: str | None, body: dict[str, Any]
 
 @pytest.mark.usefixtures("agent_talking")
 def test_the_agents_controls_reach_the_worker_holding_its_call(
-    logged_in: LoggedIn, people: People, worker: NextCommand, db: sessionmaker[Session]
+    log_in: LogIn, people: People, worker: NextCommand, db: sessionmaker[Session]
 ) -> None:
-    client, token = logged_in("agent1")
+    client, token = log_in("agent1")
 
     held = _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"})
     assert held.status_code == 202 and held.get_json()["label"] == "保持"
@@ -141,7 +141,7 @@ def test_the_agents_controls_reach_the_worker_holding_its_call(
 
 @pytest.mark.usefixtures("agent_talking")
 def test_a_call_goes_to_a_colleagues_seat_picked_from_the_others(
-    logged_in: LoggedIn,
+    log_in: LogIn,
     people: People,
     colleagues: dict[str, int],
     worker: NextCommand,
@@ -150,7 +150,7 @@ def test_a_call_goes_to_a_colleagues_seat_picked_from_the_others(
     with transaction(db) as session:  # a seat taken out of service is not offered
         session.add(Seat(extension="8003", name="8003座席", sip_password="x", skills={}, active=False))
         session.add(Seat(extension="8004", name="专家席", sip_password="x", skills={}))
-    client, token = logged_in("agent1")
+    client, token = log_in("agent1")
 
     # The pick lists the other active seats, each with who sits there (or the seat's name).
     page = client.get("/desk/").get_data(as_text=True)
@@ -184,10 +184,10 @@ def test_a_call_goes_to_a_colleagues_seat_picked_from_the_others(
 
 
 def test_an_agent_cannot_act_on_another_seats_call(
-    acd: AcdStore, logged_in: LoggedIn, people: People, colleagues: dict[str, int], worker: NextCommand
+    acd: AcdStore, log_in: LogIn, people: People, colleagues: dict[str, int], worker: NextCommand
 ) -> None:
     _talking(acd, "8002", colleagues["agent2"], "c-2")
-    client, token = logged_in("agent1")
+    client, token = log_in("agent1")
     idle = _post(client, "/desk/api/call/hang_up", token, {"call_id": "c-2"})
     assert (idle.status_code, idle.get_json()["error"]) == (409, "您的座席当前没有通话")
     _talking(acd, "8001", people.agent_id, "c-1")
@@ -200,10 +200,10 @@ def test_an_agent_cannot_act_on_another_seats_call(
 
 
 def test_without_the_worker_or_the_call_the_desk_says_so(
-    acd: AcdStore, logged_in: LoggedIn, people: People, redis_client: redis.Redis
+    acd: AcdStore, log_in: LogIn, people: People, redis_client: redis.Redis
 ) -> None:
     _talking(acd, "8001", people.agent_id, "c-1", worker="sip-worker-9@gone")  # nobody listens there
-    client, token = logged_in("agent1")
+    client, token = log_in("agent1")
     gone = _post(client, "/desk/api/call/hold", token, {"call_id": "c-1"})
     assert (gone.status_code, gone.get_json()["error"]) == (503, "软交换暂时不可用，请稍后再试")
     # The caller hangs up: the seat is in wrap-up and has nothing left to hold.
@@ -213,27 +213,25 @@ def test_without_the_worker_or_the_call_the_desk_says_so(
 
 
 @pytest.mark.usefixtures("agent_talking", "colleagues")
-def test_call_controls_need_an_agent_a_login_and_the_csrf_token(
-    logged_in: LoggedIn, worker: NextCommand
-) -> None:
+def test_call_controls_need_an_agent_a_login_and_the_csrf_token(log_in: LogIn, worker: NextCommand) -> None:
     # The agent logged out (another tab, say) and the page still holds the session's token.
-    gone, gone_token = logged_in("agent1")
+    gone, gone_token = log_in("agent1")
     gone.post("/logout", data={"csrf_token": gone_token})
     logged_out = _post(gone, "/desk/api/call/hang_up", gone_token, {"call_id": "c-1"})
     assert logged_out.status_code == 302 and "/login" in logged_out.headers["Location"]
-    department, token = logged_in("dept1")
+    department, token = log_in("dept1")
     assert _post(department, "/desk/api/call/hang_up", token, {"call_id": "c-1"}).status_code == 403
     assert (
         _post(department, "/wallboard/api/supervise/listen", token, {"extension": "8001"}).status_code == 403
     )
-    agent, _ = logged_in("agent1")
+    agent, _ = log_in("agent1")
     no_token = _post(agent, "/desk/api/call/hang_up", None, {"call_id": "c-1"})
     assert no_token.status_code == 400 and "表单已过期" in no_token.get_json()["error"]
     assert worker() is None
 
 
-def test_a_stuck_page_is_slowed_down(logged_in: LoggedIn) -> None:
-    client, token = logged_in("agent1")
+def test_a_stuck_page_is_slowed_down(log_in: LogIn) -> None:
+    client, token = log_in("agent1")
     codes = [_post(client, "/desk/api/call/hold", token, {"call_id": "x"}).status_code for _ in range(31)]
     assert codes[:30] == [409] * 30
     last = _post(client, "/desk/api/call/hold", token, {"call_id": "x"})
@@ -242,9 +240,9 @@ def test_a_stuck_page_is_slowed_down(logged_in: LoggedIn) -> None:
 
 @pytest.mark.usefixtures("agent_talking")
 def test_a_supervisor_listens_whispers_and_barges_from_its_own_seat(
-    logged_in: LoggedIn, people: People, db: sessionmaker[Session], worker: NextCommand
+    log_in: LogIn, people: People, db: sessionmaker[Session], worker: NextCommand
 ) -> None:
-    lead, token = logged_in("lead")
+    lead, token = log_in("lead")
 
     # No seat of its own yet: the softswitch would have no phone to ring.
     state = lead.get("/wallboard/api/state").get_json()
@@ -283,13 +281,13 @@ def test_a_supervisor_listens_whispers_and_barges_from_its_own_seat(
         "stop_listening",
     ]
 
-    agent, agent_token = logged_in("agent1")
+    agent, agent_token = log_in("agent1")
     body = {"extension": "8001", "call_id": "c-1"}
     assert _post(agent, "/wallboard/api/supervise/listen", agent_token, body).status_code == 403
 
 
 def test_the_desk_lists_pending_callbacks_with_masked_numbers(
-    logged_in: LoggedIn, db: sessionmaker[Session]
+    log_in: LogIn, db: sessionmaker[Session]
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     with transaction(db) as session:
@@ -302,7 +300,7 @@ def test_the_desk_lists_pending_callbacks_with_masked_numbers(
         session.flush()
         callbacks.move(asked, callbacks.CallbackStatus.DIALLING, now=now)
         callbacks.move(done, callbacks.CallbackStatus.CANCELLED, now=now)
-    client, _ = logged_in("agent1")
+    client, _ = log_in("agent1")
     tasks = client.get("/desk/api/callbacks").get_json()["tasks"]
     assert [(t["caller"], t["status"], t["reason"], t["attempts"]) for t in tasks] == [
         ("136****4321", "回拨中", "市民预约回拨", 1),  # asked: due at once
@@ -322,14 +320,14 @@ def _consulting(acd: AcdStore, call_id: str, agent: str, colleague: str) -> None
 @pytest.mark.usefixtures("agent_talking")
 def test_an_attended_transfer_consults_a_colleague_then_hands_the_call_over(
     acd: AcdStore,
-    logged_in: LoggedIn,
+    log_in: LogIn,
     people: People,
     colleagues: dict[str, int],
     worker: NextCommand,
     db: sessionmaker[Session],
 ) -> None:
     _ready(acd, "8002", colleagues["agent2"])
-    (agent, token), (colleague, colleague_token) = logged_in("agent1"), logged_in("agent2")
+    (agent, token), (colleague, colleague_token) = log_in("agent1"), log_in("agent2")
     assert agent.get("/desk/api/state").get_json()["consult"] is None
 
     # Nothing to complete or cancel yet; a consultation goes to a colleague's seat, not to itself.
@@ -421,10 +419,10 @@ def test_an_attended_transfer_consults_a_colleague_then_hands_the_call_over(
 
 @pytest.mark.usefixtures("agent_talking")
 def test_a_cancelled_consultation_leaves_the_caller_with_the_agent(
-    acd: AcdStore, logged_in: LoggedIn, colleagues: dict[str, int], worker: NextCommand
+    acd: AcdStore, log_in: LogIn, colleagues: dict[str, int], worker: NextCommand
 ) -> None:
     _ready(acd, "8002", colleagues["agent2"])
-    client, token = logged_in("agent1")
+    client, token = log_in("agent1")
     _post(client, "/desk/api/call/consult", token, {"call_id": "c-1", "target": "8002"})
     assert worker() is not None
     _consulting(acd, "c-1", "8001", "8002")
