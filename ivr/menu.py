@@ -123,7 +123,7 @@ def _time(value: Any, where: str) -> dt.time:
     try:
         return dt.time.fromisoformat(str(value))
     except ValueError as exc:
-        raise ValueError(f"{where}: '{value}' is not a time like 08:30") from exc
+        raise ValueError(f"{where}: '{value}' 不是形如 08:30 的时间") from exc
 
 
 class _Loader:
@@ -146,17 +146,17 @@ class _Loader:
             kind, _, arg = raw.partition(":")
             raw = {"action": kind, **({_ARG_FOR.get(kind, "node"): arg} if arg else {})}
         if not isinstance(raw, Mapping):
-            self.problem(key, 'an action is a table like { action = "queue", queue = "general" }')
+            self.problem(key, '动作应写成表，例如 { action = "queue", queue = "general" }')
             return None
         try:
             kind = ActionKind(raw.get("action", ""))
         except ValueError:
             choices = ", ".join(k.value for k in ActionKind)
-            self.problem(key, f"unknown action '{raw.get('action', '')}' (one of {choices})")
+            self.problem(key, f"未知的动作 '{raw.get('action', '')}'（可选：{choices}）")
             return None
         unknown = set(raw) - {"action", "node", "queue", "prompt", "number", "day", "night"}
         if unknown:
-            self.problem(key, f"unknown field(s) {', '.join(sorted(unknown))}")
+            self.problem(key, f"未知的字段：{', '.join(sorted(unknown))}")
         action = Action(
             kind=kind,
             node=str(raw.get("node", "")),
@@ -175,13 +175,13 @@ class _Loader:
         }.get(kind, ())
         for name in required:
             if not getattr(action, name):
-                self.problem(key, f"action '{kind}' needs '{name}'")
+                self.problem(key, f"动作 '{kind}' 需要填写 '{name}'")
         return action
 
     def node(self, node_id: str, raw: Any) -> Node | None:
         key = f"nodes.{node_id}"
         if not isinstance(raw, Mapping):
-            self.problem(key, "a node is a table")
+            self.problem(key, "节点应写成表")
             return None
         allowed = {
             "prompts",
@@ -196,14 +196,14 @@ class _Loader:
             "fallback",
         }
         for name in sorted(set(raw) - allowed):
-            self.problem(f"{key}.{name}", f"unknown node field '{name}'")
+            self.problem(f"{key}.{name}", f"未知的节点字段 '{name}'")
         prompts = raw.get("prompts", [])
         if isinstance(prompts, str):
             prompts = [prompts]
         options: dict[str, Action] = {}
         for digits, option in dict(raw.get("options", {})).items():
             if not re.fullmatch(r"[0-9*#]{1,16}", str(digits)):
-                self.problem(f"{key}.options.{digits}", f"option key '{digits}' is not DTMF digits")
+                self.problem(f"{key}.options.{digits}", f"选项按键 '{digits}' 不是电话按键（0-9、*、#）")
                 continue
             parsed = self.action(option, f"{key}.options.{digits}")
             if parsed:
@@ -212,7 +212,7 @@ class _Loader:
         for word, digits in keywords.items():
             if digits not in options:
                 self.problem(
-                    f"{key}.keywords.{word}", f"keyword '{word}' maps to '{digits}', which is not an option"
+                    f"{key}.keywords.{word}", f"关键词 '{word}' 对应按键 '{digits}'，但该按键不是本节点的选项"
                 )
         fallback = self.action(raw["fallback"], f"{key}.fallback") if "fallback" in raw else None
         try:
@@ -231,7 +231,7 @@ class _Loader:
                 **({"fallback": fallback} if fallback else {}),
             )
         except (TypeError, ValueError) as exc:
-            self.problem(key, f"bad value: {exc}")
+            self.problem(key, f"取值有误：{exc}")
             return None
 
 
@@ -244,10 +244,10 @@ def parse_menu(text: str, path: str = "<menu>") -> Menu:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = int(m.group(1)) if (m := re.search(r"line (\d+)", str(exc))) else 0
-        raise MenuError([Problem(line, f"not valid TOML: {exc}", path)]) from exc
+        raise MenuError([Problem(line, f"不是有效的 TOML：{exc}", path)]) from exc
     loader = _Loader(text, path)
     for name in sorted(set(data) - {"start", "hours", "nodes"}):
-        loader.problem(name, f"unknown top-level key '{name}'")
+        loader.problem(name, f"未知的顶层键 '{name}'")
     nodes = {}
     for node_id, raw in dict(data.get("nodes", {})).items():
         node = loader.node(str(node_id), raw)
@@ -267,9 +267,9 @@ def parse_menu(text: str, path: str = "<menu>") -> Menu:
             loader.problem("hours", str(exc))
     start = str(data.get("start", ""))
     if not start:
-        loader.problem("start", "the menu needs 'start', the first node")
+        loader.problem("start", "菜单需要 'start'（第一个节点）")
     elif start not in nodes:
-        loader.problem("start", f"start node '{start}' is not defined")
+        loader.problem("start", f"起始节点 '{start}' 未定义")
     if loader.problems:
         raise MenuError(loader.problems)
     return Menu(start=start, nodes=nodes, hours=hours, path=path)
@@ -295,17 +295,17 @@ def check_menu(menu: Menu, prompt_ids: Iterable[str]) -> list[Problem]:
     for node in menu.nodes.values():
         for prompt in (*node.prompts, node.invalid_prompt):
             if prompt not in known_prompts:
-                add(node.line, f"node '{node.id}': unknown prompt id '{prompt}'")
+                add(node.line, f"节点 '{node.id}'：未知的提示音 '{prompt}'")
         for action in _actions(node):
             for target in action.targets():
                 if target not in menu.nodes:
-                    add(action.line or node.line, f"node '{node.id}': goes to undefined node '{target}'")
+                    add(action.line or node.line, f"节点 '{node.id}'：转到未定义的节点 '{target}'")
             if action.prompt and action.prompt not in known_prompts:
-                add(action.line or node.line, f"node '{node.id}': unknown prompt id '{action.prompt}'")
+                add(action.line or node.line, f"节点 '{node.id}'：未知的提示音 '{action.prompt}'")
             if action.kind is ActionKind.TRANSFER and not re.fullmatch(r"\+?[0-9]{3,20}", action.number):
                 add(
                     action.line or node.line,
-                    f"node '{node.id}': transfer number '{action.number}' is not a number",
+                    f"节点 '{node.id}'：转接号码 '{action.number}' 不是电话号码",
                 )
         if (
             min(node.retries, node.no_input_retries) < 0
@@ -313,7 +313,7 @@ def check_menu(menu: Menu, prompt_ids: Iterable[str]) -> list[Problem]:
             or node.interdigit_s <= 0
             or node.max_digits < 1
         ):
-            add(node.line, f"node '{node.id}': timeouts, retries and max_digits must be positive")
+            add(node.line, f"节点 '{node.id}'：超时和 max_digits 必须为正数，重试次数不能为负数")
 
     def successors(node_id: str) -> set[str]:
         node = menu.nodes.get(node_id)
@@ -328,7 +328,7 @@ def check_menu(menu: Menu, prompt_ids: Iterable[str]) -> list[Problem]:
             todo.extend(successors(current))
     for node in menu.nodes.values():
         if node.id not in reachable:
-            add(node.line, f"node '{node.id}' cannot be reached from '{menu.start}'")
+            add(node.line, f"节点 '{node.id}' 无法从 '{menu.start}' 到达")
 
     # A node "has a way out" when an exit action is reachable from it; loops without one trap callers.
     can_exit = {n.id for n in menu.nodes.values() if any(a.kind in EXITS for a in _actions(n))}
@@ -339,7 +339,7 @@ def check_menu(menu: Menu, prompt_ids: Iterable[str]) -> list[Problem]:
             if node_id not in can_exit and successors(node_id) & can_exit:
                 can_exit.add(node_id)
                 changed = True
-    trapped = "no queue, voicemail, transfer or goodbye can be reached from it (a caller would be trapped)"
+    trapped = "从它到达不了排队、留言、转接或结束语（来电者会被困在菜单里）"
     for node_id in sorted(reachable - can_exit):
-        add(menu.nodes[node_id].line, f"node '{node_id}' has no way out: {trapped}")
+        add(menu.nodes[node_id].line, f"节点 '{node_id}' 没有出口：{trapped}")
     return sorted(problems, key=lambda p: (p.line, p.message))

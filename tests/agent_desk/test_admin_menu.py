@@ -108,15 +108,15 @@ def test_a_broken_menu_shows_its_problems_by_line_and_nothing_is_saved(
         r"<td>第&nbsp;(\d+)&nbsp;行</td>\s*<td><code>(.*?)</code></td>\s*<td>(.*?)</td>", page
     )
     by_line = {int(line): (code, message) for line, code, message in problems}
-    assert "unknown prompt id &#39;no_such_prompt&#39;" in by_line[3][1]
+    assert "未知的提示音 &#39;no_such_prompt&#39;" in by_line[3][1]
     assert by_line[3][0] == "[nodes.entry]"  # the line itself, beside its number
-    assert "cannot be reached" in by_line[18][1]
-    assert "has no way out" in by_line[10][1] and "has no way out" in by_line[14][1]
+    assert "无法从 &#39;entry&#39; 到达" in by_line[18][1]
+    assert "没有出口" in by_line[10][1] and "没有出口" in by_line[14][1]
     assert "no_such_prompt" in page.split("<textarea", 1)[1]  # the text stays in the editor
 
     # Not TOML at all, and an unknown action: still line-precise.
     status, page = save(client, token, 'start = "entry"\n[nodes.entry]\nprompts = [\n')
-    assert status == 422 and "not valid TOML" in page
+    assert status == 422 and "不是有效的 TOML" in page
     status, page = save(client, token, BROKEN.replace('"3" = "queue:general"', '"3" = "dance"'))
     assert status == 422 and re.search(
         r"第&nbsp;8&nbsp;行</td>\s*<td><code>&#34;3&#34; = &#34;dance&#34;", page

@@ -149,10 +149,10 @@ def test_a_bad_menu_is_refused_with_line_numbers() -> None:
         m.parse_menu(BAD_MENU, "bad.toml")
     problems = [str(p) for p in err.value.problems]
     assert (
-        "bad.toml:8: unknown action 'dance' (one of submenu, queue, voicemail, ticket_status, play, "
-        "transfer, hangup, hours)" in problems
+        "bad.toml:8: 未知的动作 'dance'（可选：submenu, queue, voicemail, ticket_status, play, "
+        "transfer, hangup, hours）" in problems
     )
-    assert "bad.toml:9: option key 'x' is not DTMF digits" in problems
+    assert "bad.toml:9: 选项按键 'x' 不是电话按键（0-9、*、#）" in problems
 
 
 def test_check_finds_unknown_prompts_unreachable_nodes_and_traps() -> None:
@@ -160,11 +160,11 @@ def test_check_finds_unknown_prompts_unreachable_nodes_and_traps() -> None:
         BAD_MENU.replace('"2" = { action = "dance" }\n', "").replace('"x" =', '"3" ='), "bad.toml"
     )
     problems = [str(p) for p in m.check_menu(menu, CATALOG)]
-    assert "bad.toml:3: node 'entry': unknown prompt id 'no_such_prompt'" in problems
-    assert "bad.toml:18: node 'orphan' cannot be reached from 'entry'" in problems
-    assert any(p.startswith("bad.toml:10: node 'loop_a' has no way out") for p in problems)
-    assert any(p.startswith("bad.toml:14: node 'loop_b' has no way out") for p in problems)
-    assert not any("'entry' has no way out" in p for p in problems)  # 3 reaches the queue
+    assert "bad.toml:3: 节点 'entry'：未知的提示音 'no_such_prompt'" in problems
+    assert "bad.toml:18: 节点 'orphan' 无法从 'entry' 到达" in problems
+    assert any(p.startswith("bad.toml:10: 节点 'loop_a' 没有出口") for p in problems)
+    assert any(p.startswith("bad.toml:14: 节点 'loop_b' 没有出口") for p in problems)
+    assert not any("'entry' 没有出口" in p for p in problems)  # 3 reaches the queue
 
 
 def test_ivr_check_command_prints_problems_and_fails(run_hotline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -172,7 +172,7 @@ def test_ivr_check_command_prints_problems_and_fails(run_hotline, tmp_path: Path
     bad.write_text(BAD_MENU.replace('"2" = { action = "dance" }\n', "").replace('"x" =', '"3" ='))
     result = run_hotline("ivr", "check", str(bad), cwd=tmp_path)
     assert result.returncode == 1
-    assert f"{bad}:18: node 'orphan' cannot be reached" in result.stderr
+    assert f"{bad}:18: 节点 'orphan' 无法从 'entry' 到达" in result.stderr
     ok = run_hotline("ivr", "check", cwd=tmp_path)
     assert ok.returncode == 0 and "menu OK" in ok.stdout
 
