@@ -8,6 +8,10 @@ Every second it:
   and rewrites the file Kamailio loads at start (mode 0600), so a restarted Kamailio knows every
   seat before the first REGISTER. Reading the table each second, instead of being told when a seat
   is saved, means any writer (the admin page, a restore, the CLI) reaches Kamailio within a second;
+- does the same with the numbers the IVR menu in effect transfers callers to (`xfer` htable,
+  `ivr.trunk.transfer_numbers`, the menu file read again when it changes): a menu saved at
+  /admin/menu lets its new transfer numbers out through the trunk, and stops the removed ones,
+  without a restart of Kamailio;
 - reads which extensions have a live contact (`kamcmd ul.dump`) and sets
   `AcdStore.set_registered` where Redis says otherwise: a phone that unregisters or lets its
   registration expire is no longer offered calls;
@@ -34,13 +38,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from acd.models import Seat
 from acd.store import AcdStore
 from hotline.settings import Settings
-from ivr import kamailio
+from ivr import kamailio, trunk
 
 log = logging.getLogger(__name__)
 
 ROUND_S = 1.0
 FULL_PUSH_EVERY = 60  # rounds: push every password again now and then, whatever we think Kamailio has
 HTABLE = "seatpw"
+XFER = "xfer"
 # What survives kamcmd's tokenizer and the config file's string syntax (secrets.token_urlsafe is).
 _SAFE_PASSWORD = re.compile(r"^[A-Za-z0-9._~+=/-]{8,128}$")
 _SAFE_EXTENSION = re.compile(r"^[0-9]{2,16}$")
@@ -97,12 +102,22 @@ def registered_extensions(dump: str) -> set[str]:
     return found
 
 
-def write_credentials(path: Path, credentials: dict[str, str]) -> None:
-    """The htable's content as config Kamailio runs at start (`event_route[htable:mod-init]`)."""
-    lines = ["# Written by ivr/registrar.py from the seats table; do not edit."]
-    if credentials:  # an empty route block is a syntax error: Kamailio would not start
+def transfer_entries(numbers: list[str]) -> dict[str, str]:
+    """The `xfer` htable for these numbers: each with and without a leading + (as dialled)."""
+    entries = {}
+    for number in numbers:
+        bare = number.lstrip("+")
+        entries[bare] = entries["+" + bare] = "1"
+    return entries
+
+
+def write_tables(path: Path, tables: dict[str, dict[str, str]]) -> None:
+    """The htables' content as config Kamailio runs at start (`event_route[htable:mod-init]`)."""
+    lines = ["# Written by ivr/registrar.py from the seats table and the IVR menu; do not edit."]
+    rows = [(table, k, v) for table, entries in tables.items() for k, v in sorted(entries.items())]
+    if rows:  # an empty route block is a syntax error: Kamailio would not start
         lines.append("event_route[htable:mod-init] {")
-        lines += [f'\t$sht({HTABLE}=>{ext}) = "{pw}";' for ext, pw in sorted(credentials.items())]
+        lines += [f'\t$sht({table}=>{key}) = "{value}";' for table, key, value in rows]
         lines.append("}")
     tmp = path.with_suffix(".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,18 +128,67 @@ def write_credentials(path: Path, credentials: dict[str, str]) -> None:
 
 
 def write_initial(settings: Settings) -> None:
-    """The credentials file before Kamailio starts; an unreachable database only delays it."""
+    """The tables' file before Kamailio starts; an unreachable database only delays the seats."""
     from hotline.db import make_engine, make_session_factory
 
+    tables = {XFER: transfer_entries(trunk.transfer_numbers(settings))}
     engine = make_engine(settings.effective_database_url)
     try:
-        write_credentials(
-            kamailio.seat_credentials_path(settings), active_credentials(make_session_factory(engine))
-        )
-    except Exception as exc:  # the registrar loop writes it as soon as the database answers
+        tables[HTABLE] = active_credentials(make_session_factory(engine))
+    except Exception as exc:  # the registrar loop writes them as soon as the database answers
         log.warning("registrar: seat credentials not written before Kamailio starts: %s", exc)
     finally:
         engine.dispose()
+    write_tables(kamailio.seat_credentials_path(settings), tables)
+
+
+class HtableMirror:
+    """What one of Kamailio's htables holds, as far as this loop knows; `push` sends the difference."""
+
+    def __init__(self, name: str, rpc: Rpc) -> None:
+        self.name = name
+        self.rpc = rpc
+        self.pushed: dict[str, str] | None = None  # None: unknown, everything goes again
+
+    def push(self, entries: dict[str, str], everything: bool = False) -> int:
+        if everything:
+            self.pushed = None
+        before = self.pushed or {}
+        commands = [
+            f"htable.sets {self.name} s:{key} s:{value}"
+            for key, value in entries.items()
+            if before.get(key) != value
+        ]
+        gone = set(before) - set(entries) if self.pushed is not None else set()
+        commands += [f"htable.delete {self.name} s:{key}" for key in sorted(gone)]
+        if commands:
+            self.rpc(commands)
+        self.pushed = dict(entries)
+        return len(commands)
+
+    def forget(self) -> None:
+        self.pushed = None
+
+
+class MenuNumbers:
+    """The menu in effect's transfer numbers, read again only when its file changes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._seen: tuple[Path | None, int, int, int] | None = None
+        self._numbers: list[str] = []
+
+    def __call__(self) -> list[str]:
+        path = self.settings.ivr_menu_file()
+        try:
+            # The admin page saves by a rename: a new inode, whatever the clock's resolution.
+            stat = path.stat() if path is not None else None
+            seen = (path, *((stat.st_ino, stat.st_mtime_ns, stat.st_size) if stat else (0, 0, 0)))
+        except OSError:
+            seen = (path, -1, -1, -1)
+        if seen != self._seen:
+            self._numbers, self._seen = trunk.transfer_numbers(self.settings), seen
+        return self._numbers
 
 
 class RegistrarSync:
@@ -133,43 +197,40 @@ class RegistrarSync:
         self.factory = factory
         self.store = store
         self.rpc = rpc
-        self.pushed: dict[str, str] | None = None  # what Kamailio holds, as far as we know
+        self.transfer_numbers = MenuNumbers(settings)
+        self.mirrors = {HTABLE: HtableMirror(HTABLE, rpc), XFER: HtableMirror(XFER, rpc)}
         self.answering = True  # whether Kamailio answered the last round (for the log)
-        self.written: dict[str, str] | None = None
+        self.written: dict[str, dict[str, str]] | None = None
         self.rounds = 0
 
     def round(self) -> None:
         self.rounds += 1
         credentials = active_credentials(self.factory)
-        if credentials != self.written:
-            write_credentials(self.path, credentials)
-            self.written = credentials
+        tables = {HTABLE: credentials, XFER: transfer_entries(self.transfer_numbers())}
+        if tables != self.written:
+            write_tables(self.path, tables)
+            self.written = tables
         try:
-            self._push(credentials)
+            self._push(tables)
             registered = registered_extensions(self.rpc(["ul.dump"]))
         except (OSError, subprocess.SubprocessError) as exc:
             if self.answering:
                 log.warning("registrar: Kamailio does not answer (%s)", exc)
             self.answering = False
-            self.pushed = None  # everything again once it is back
+            for mirror in self.mirrors.values():
+                mirror.forget()  # everything again once it is back
         else:
             self.answering = True
             self._publish(set(credentials), registered)
         self.store.sweep()
 
-    def _push(self, credentials: dict[str, str]) -> None:
-        if self.rounds % FULL_PUSH_EVERY == 0:
-            self.pushed = None
-        before = self.pushed or {}
-        commands = [
-            f"htable.sets {HTABLE} s:{ext} s:{pw}" for ext, pw in credentials.items() if before.get(ext) != pw
-        ]
-        gone = set(before) - set(credentials) if self.pushed is not None else set()
-        commands += [f"htable.delete {HTABLE} s:{ext}" for ext in sorted(gone)]
-        if commands:
-            self.rpc(commands)
-            log.info("registrar: %d seat credential(s) pushed to Kamailio", len(commands))
-        self.pushed = dict(credentials)
+    def _push(self, tables: dict[str, dict[str, str]]) -> None:
+        # Now and then everything again, whatever we think Kamailio has.
+        everything = self.rounds % FULL_PUSH_EVERY == 0
+        for name, mirror in self.mirrors.items():
+            changed = mirror.push(tables[name], everything)
+            if changed:
+                log.info("registrar: %d change(s) to Kamailio's %s table pushed", changed, name)
 
     def _publish(self, seats: set[str], registered: set[str]) -> None:
         known = {seat.extension: seat.registered for seat in self.store.seats()}

@@ -209,5 +209,4 @@ def template_vars(settings: Settings, runtime_dir: Path) -> dict[str, object]:
         "trunk_contact": contact,
         "trunk_retry_s": RETRY_S,
         "trunk_ring_limit_ms": RING_LIMIT_MS,
-        "transfer_numbers": transfer_numbers(settings),
     }

@@ -191,9 +191,11 @@ class Softswitch:
         assert self._answers(proc, settings.sip_port), f"kamailio did not come up:\n{proc.output()}"
         return proc
 
-    def registrar(self) -> Proc:
-        """`hotline registrar`: seat passwords into Kamailio, registrations into the ACD."""
-        return self._spawn("registrar", [sys.executable, "-m", "hotline", "registrar"], self.env)
+    def registrar(self, env: dict[str, str] | None = None) -> Proc:
+        """`hotline registrar`: seat passwords and transfer numbers into Kamailio, registrations
+        into the ACD."""
+        argv = [sys.executable, "-m", "hotline", "registrar"]
+        return self._spawn("registrar", argv, {**self.env, **(env or {})})
 
     def _answers(self, proc: Proc, port: int) -> bool:
         """Wait until `proc` answers OPTIONS on `port` (False if it died or never did)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from acd.models import Call
 from hotline.settings import Settings
-from ivr import kamailio, outbound
+from ivr import kamailio, outbound, registrar
+from tests.ivr.conftest import wait_for
 from tests.ivr.lab import event
 from tests.ivr.test_kamailio import _count_ok, _request, _send
 
@@ -144,27 +146,37 @@ def test_trunk_and_codec_settings_read_as_an_operator_writes_them(tmp_path: Path
     assert found.peers == (("127.0.0.2", 5080), ("::1", None))
 
 
+def _menu_transferring_to(number: str) -> str:
+    return (
+        'start = "entry"\n[nodes.entry]\nprompts = ["greeting", "recording_notice", "menu_main"]\n'
+        f'[nodes.entry.options]\n"0" = "queue:general"\n"5" = "transfer:{number}"\n'
+    )
+
+
+def _transferred_to(port: int, number: str) -> str:
+    """What the edge answers a phone's INVITE to `number` made on a transfer (Referred-By)."""
+    invite = _request("INVITE", f"sip:{number}@127.0.0.1:{port}").replace(
+        b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nReferred-By: <sip:12345@127.0.0.1>\r\n"
+    )
+    return _send(port, invite)
+
+
 def test_a_transfer_the_menu_offers_goes_out_through_the_trunk_and_no_other_number_does(
     softswitch: Softswitch, tone_prompt_dir: Path, tmp_path: Path
 ) -> None:
     menu = tmp_path / "menu.toml"
-    menu.write_text(
-        'start = "entry"\n[nodes.entry]\nprompts = ["greeting", "recording_notice", "menu_main"]\n'
-        '[nodes.entry.options]\n"0" = "queue:general"\n"5" = "transfer:12319"\n'
-    )
+    menu.write_text(_menu_transferring_to("12319"))
     carrier = softswitch.ports(1)
     sipp = _carrier(softswitch, "trunk_carrier.xml", carrier)
     _with_trunk(softswitch, carrier, ivr_menu=menu)
     softswitch.worker(0, env={"HOTLINE_PROMPTS_DIR": str(tone_prompt_dir), "HOTLINE_IVR_MENU": str(menu)})
     softswitch.kamailio(workers=1)
-    cfg = (kamailio.runtime_dir(softswitch.settings) / "kamailio.cfg").read_text()
-    assert '$rU =~ "^[+]?(12319)$"' in cfg  # only what the menu offers
+    softswitch.registrar(env={"HOTLINE_IVR_MENU": str(menu)})
+    rpc = registrar.kamcmd(softswitch.settings)
+    assert wait_for(lambda: "12319" in rpc(["htable.dump xfer"]), timeout=10), "transfer numbers not pushed"
     # Any other number a phone claims to be transferred to stays inside (no calls at our cost).
     port = softswitch.settings.sip_port
-    other = _request("INVITE", f"sip:0044201234567@127.0.0.1:{port}").replace(
-        b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nReferred-By: <sip:12345@127.0.0.1>\r\n"
-    )
-    assert _send(port, other).startswith("SIP/2.0 404")
+    assert _transferred_to(port, "0044201234567").startswith("SIP/2.0 404")
     try:
         phone = softswitch.phone("13800138000")
         phone.call(softswitch.uri())
@@ -175,3 +187,12 @@ def test_a_transfer_the_menu_offers_goes_out_through_the_trunk_and_no_other_numb
         sipp.kill()
         sipp.wait()
     assert f"answered 12319 for {USER}" in (softswitch.root / "trunk_carrier.xml.log").read_text()
+
+    # The administrators change the number (/admin/menu writes the file): the edge follows within
+    # a registrar round, with no restart; the old number no longer goes out.
+    menu.write_text(_menu_transferring_to("12320"))
+    os.utime(menu, (time.time() + 1, time.time() + 1))  # a new mtime even on a coarse clock
+    followed = wait_for(lambda: "12319" not in (dump := rpc(["htable.dump xfer"])) and "12320" in dump)
+    assert followed, rpc(["htable.dump xfer"])
+    assert _transferred_to(port, "12319").startswith("SIP/2.0 404")
+    assert _transferred_to(port, "12320").startswith("SIP/2.0 100")  # relayed towards the carrier
