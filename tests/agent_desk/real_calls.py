@@ -90,6 +90,18 @@ def agent_seat(centre: Centre, db: sessionmaker[Session], people: People) -> Pho
     return centre.seat_phone(SEAT)
 
 
+@pytest.fixture
+def errors() -> list[str]:
+    """Where the test's pages (`new_page`) put their script errors; each test asserts it empty."""
+    return []
+
+
+@pytest.fixture
+def seat_phone(centre: Centre, db: sessionmaker[Session], people: People) -> Phone:
+    """agent1's seat SEAT with its phone registered (`agent_seat`)."""
+    return agent_seat(centre, db, people)
+
+
 def ready_at_desk(page: Page, base: str, username: str) -> None:
     """The agent logs in, opens the desk, signs in to its seat and goes ready."""
     log_in_page(page, base, username, PASSWORD)

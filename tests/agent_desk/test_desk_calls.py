@@ -22,18 +22,19 @@ from acd.seat_states import SeatEvent
 from hotline.accounts import Role, User, hash_password
 from hotline.db import transaction
 from ivr import kamailio
-from tests.agent_desk.real_calls import (  # noqa: F401  (people: the users of these tests)
+from tests.agent_desk.real_calls import (  # noqa: F401  (people, errors, seat_phone: fixtures)
     CITIZEN,
     MARKS,
     PASSWORD,
     SEAT,
     People,
-    agent_seat,
+    errors,
     heard,
     new_page,
     pause,
     people,
     ready_at_desk,
+    seat_phone,
     take_a_call,
 )
 from tests.helpers import log_in_page
@@ -54,14 +55,14 @@ SUPERVISOR_HZ = 3700.0  # what the supervisor says: above every tone prompt and 
 
 def test_a_real_call_pops_on_the_desk_survives_a_reload_and_its_ticket_reaches_the_department(
     centre: Centre,  # noqa: F811
+    seat_phone: Phone,  # noqa: F811  (the centre made the seat; it is this agent's)
     browser: Browser,
     live_server: str,
     people: People,  # noqa: F811
     db: sessionmaker[Session],
     artifacts: Path,
+    errors: list[str],  # noqa: F811
 ) -> None:
-    seat_phone = agent_seat(centre, db, people)  # the centre made the seat; it is this agent's
-    errors: list[str] = []
     agent, lead, staff = (new_page(browser, errors) for _ in range(3))
 
     # The agent signs in to the seat; the phone on the desk is registered.
@@ -172,15 +173,15 @@ def _supervisor_phone(centre: Centre, db: sessionmaker[Session], lead_id: int) -
 
 def test_a_supervisor_listens_and_whispers_from_the_wallboard_then_the_agent_transfers_to_a_colleague(
     centre: Centre,  # noqa: F811
+    seat_phone: Phone,  # noqa: F811
     browser: Browser,
     live_server: str,
     people: People,  # noqa: F811
     db: sessionmaker[Session],
     artifacts: Path,
+    errors: list[str],  # noqa: F811
 ) -> None:
     supervisor = _supervisor_phone(centre, db, people.lead_id)
-    seat_phone = agent_seat(centre, db, people)
-    errors: list[str] = []
     agent, lead = new_page(browser, errors), new_page(browser, errors)
     caller, _call_id = take_a_call(centre, agent, live_server)
 
@@ -250,13 +251,14 @@ def test_a_supervisor_listens_and_whispers_from_the_wallboard_then_the_agent_tra
 
 def test_an_attended_transfer_from_the_desk_hands_the_caller_to_the_colleague_who_was_told_first(
     centre: Centre,  # noqa: F811
+    seat_phone: Phone,  # noqa: F811
     browser: Browser,
     live_server: str,
     people: People,  # noqa: F811
     db: sessionmaker[Session],
     artifacts: Path,
+    errors: list[str],  # noqa: F811
 ) -> None:
-    seat_phone = agent_seat(centre, db, people)
     colleague_phone = centre.seat_phone("8002")
     with transaction(db) as session:
         agent2 = User(
@@ -266,7 +268,6 @@ def test_an_attended_transfer_from_the_desk_hands_the_caller_to_the_colleague_wh
         session.add(agent2)
         session.flush()
         session.execute(update(Seat).where(Seat.extension == "8002").values(agent_id=agent2.id))
-    errors: list[str] = []
     agent, colleague = new_page(browser, errors), new_page(browser, errors)
     caller, _call_id = take_a_call(centre, agent, live_server)
 

@@ -25,16 +25,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.seat_states import SeatState
-from tests.agent_desk.real_calls import (  # noqa: F401  (people: the users of these tests)
+from tests.agent_desk.real_calls import (  # noqa: F401  (people, errors, seat_phone: fixtures)
     CITIZEN,
     MARKS,
     SEAT,
     People,
-    agent_seat,
+    errors,
     heard,
     new_page,
     pause,
     people,
+    seat_phone,
     take_a_call,
 )
 from tests.helpers import wait_until
@@ -45,6 +46,7 @@ from tickets.models import Ticket
 
 if TYPE_CHECKING:
     from tests.ivr.centre import Centre
+    from tests.ivr.lab import Phone
 
 pytestmark = MARKS
 
@@ -128,14 +130,14 @@ def _submitted(page: Page, before: str = "") -> str:
 def test_killing_the_web_mid_call_and_starting_it_again_loses_nothing(
     centre: Centre,  # noqa: F811
     web: Web,
+    seat_phone: Phone,  # noqa: F811
     browser: Browser,
     people: People,  # noqa: F811
     db: sessionmaker[Session],
     artifacts: Path,
+    errors: list[str],  # noqa: F811
 ) -> None:
-    seat_phone = agent_seat(centre, db, people)
     web.start()
-    errors: list[str] = []
     agent = new_page(browser, errors)
     caller, call_id = take_a_call(centre, agent, web.url)
     expect(agent.locator("#pop-caller")).to_have_text(CITIZEN)
