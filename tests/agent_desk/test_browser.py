@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,24 @@ class _Worker:
 
     def close(self) -> None:
         self.pubsub.close()
+
+
+@pytest.fixture
+def sip_worker(redis_client: redis.Redis, event_bus: bus.EventBus) -> Iterator[_Worker]:
+    """The softswitch worker `sip-worker-1@browser`, listening for commands."""
+    worker = _Worker(redis_client, event_bus)
+    yield worker
+    worker.close()
+
+
+def _ready_at_desk(page: Page, base: str, username: str) -> None:
+    """The agent logs in, opens the desk, signs in to its seat and goes ready."""
+    _login(page, base, username)
+    page.goto(f"{base}/desk/")
+    expect(page.locator("#connection")).to_have_text("已连接")
+    page.get_by_role("button", name="签入").click()
+    page.get_by_role("button", name="示闲").click()
+    expect(page.locator("#seat-state")).to_have_text("示闲")
 
 
 def test_seat_buttons_wallboard_and_screen_pop(
@@ -173,13 +192,12 @@ def test_call_controls_reach_the_softswitch_and_show_its_answer(
     app: Flask,
     db: sessionmaker[Session],
     live_server: str,
-    event_bus: bus.EventBus,
-    redis_client: redis.Redis,
+    sip_worker: _Worker,
+    acd: AcdStore,
     people: Any,
     artifacts: Path,
 ) -> None:
-    softswitch = _Worker(redis_client, event_bus)
-    worker, command, answer = softswitch.name, softswitch.command, softswitch.answer
+    worker, command, answer = sip_worker.name, sip_worker.command, sip_worker.answer
 
     with transaction(db) as session:
         session.add(
@@ -191,16 +209,10 @@ def test_call_controls_reach_the_softswitch_and_show_its_answer(
     for page in (agent, lead):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    _login(agent, live_server, "agent1")
-    agent.goto(f"{live_server}/desk/")
-    expect(agent.locator("#connection")).to_have_text("已连接")
-    agent.get_by_role("button", name="签入").click()
-    agent.get_by_role("button", name="示闲").click()
-    expect(agent.locator("#seat-state")).to_have_text("示闲")
+    _ready_at_desk(agent, live_server, "agent1")
     expect(agent.locator("#call-controls")).to_be_hidden()  # no call, no call buttons
 
     _offer(app, db, "c-9", worker)
-    acd: AcdStore = app.extensions["hotline"]["acd"]
     acd.seat_event("8001", SeatEvent.ANSWER, call_id="c-9")
     expect(agent.locator("#seat-state")).to_have_text("通话中", timeout=3000)
     hold, resume = agent.get_by_role("button", name="保持"), agent.get_by_role("button", name="恢复通话")
@@ -250,7 +262,6 @@ def test_call_controls_reach_the_softswitch_and_show_its_answer(
     expect(row).to_contain_text("监听中")
     expect(agent.locator("#toasts")).not_to_contain_text("正在监听")  # the supervisor's, not the agent's
     lead.screenshot(path=artifacts / "2-wallboard-listening.png", full_page=True)
-    softswitch.close()
     assert errors == []
 
 
@@ -259,16 +270,15 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     app: Flask,
     db: sessionmaker[Session],
     live_server: str,
-    event_bus: bus.EventBus,
-    redis_client: redis.Redis,
+    sip_worker: _Worker,
+    acd: AcdStore,
     people: Any,
     artifacts: Path,
 ) -> None:
-    softswitch = _Worker(redis_client, event_bus)
-    answer = softswitch.answer
+    answer = sip_worker.answer
 
     def command(action: str) -> Command:
-        sent = softswitch.command()
+        sent = sip_worker.command()
         assert (sent.call_id, sent.action.value, sent.seat) == ("c-7", action, "8001")
         return sent
 
@@ -277,20 +287,14 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
         session.add(agent2)
         session.flush()
         session.add(Seat(extension="8002", name="8002座席", sip_password="x", skills={}, agent_id=agent2.id))
-    acd: AcdStore = app.extensions["hotline"]["acd"]
     agent = browser.new_context().new_page()
     colleague = browser.new_context().new_page()
     errors: list[str] = []
     for page, username in ((colleague, "agent2"), (agent, "agent1")):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        _login(page, live_server, username)
-        page.goto(f"{live_server}/desk/")
-        expect(page.locator("#connection")).to_have_text("已连接")
-        page.get_by_role("button", name="签入").click()
-        page.get_by_role("button", name="示闲").click()
-        expect(page.locator("#seat-state")).to_have_text("示闲")
+        _ready_at_desk(page, live_server, username)
     acd.set_registered("8002", True)
-    _offer(app, db, "c-7", softswitch.name)
+    _offer(app, db, "c-7", sip_worker.name)
     acd.seat_event("8001", SeatEvent.ANSWER, call_id="c-7")
     expect(agent.locator("#seat-state")).to_have_text("通话中", timeout=10_000)
     button = agent.get_by_role("button", name="咨询转接")
@@ -392,5 +396,4 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     expect(colleague.locator("#pop-caller")).to_have_text("13800000000")
     expect(colleague.locator("#ticket-phone")).to_have_value("13800000000")
     colleague.screenshot(path=artifacts / "3-colleague-has-the-call.png", full_page=True)
-    softswitch.close()
     assert errors == []
