@@ -5,6 +5,12 @@ The definitions are those of `acd.stats` (the wallboard's): a caller who hangs u
 service level = answered within 15 s / offered; AHT = mean talk + mean wrap-up (话后处理).
 Occupancy (占用率) = time handling calls (offered, talking, held, wrap-up) / that plus time ready,
 from the seat state history.
+
+Per seat, the queue figures (offered, answered, ASA, service level) are those of the calls the ACD
+connected to it (`calls.seat_id`: the first agent), but AHT is the seat's own: its time talking
+and holding per call it took (each time it went from offered to talking) plus its mean wrap-up,
+from its state history. So a transferred call's handling time is split between the agents who
+had it, as a seat's own state records say, not all given to the first one.
 """
 
 from __future__ import annotations
@@ -56,10 +62,11 @@ class CallRow:
 
 @dataclass(frozen=True)
 class SeatTime:
-    """Seconds a seat spent in each state, and how many wrap-ups it did."""
+    """Seconds a seat spent in each state, how many wrap-ups it did and how many calls it took."""
 
     seconds: dict[str, float]
     wrap_ups: int
+    calls: int = 0  # offered -> talking: every call it took, transfers and consultations included
 
     @property
     def occupancy(self) -> float | None:
@@ -71,12 +78,21 @@ class SeatTime:
     def wrap_up_mean_s(self) -> float:
         return self.seconds.get("wrap_up", 0.0) / self.wrap_ups if self.wrap_ups else 0.0
 
+    @property
+    def handle_mean_s(self) -> float | None:
+        """Talking and holding per call taken, plus the mean wrap-up: this seat's AHT."""
+        if not self.calls:
+            return None
+        talk = self.seconds.get("talking", 0.0) + self.seconds.get("held", 0.0)
+        return talk / self.calls + self.wrap_up_mean_s
+
 
 def seat_times(session: Session, since: dt.datetime, until: dt.datetime) -> dict[int, SeatTime]:
     """Time in state per seat from consecutive seat events (the last span ends at `until`)."""
     spans = (
         select(
             SeatEvent.seat_id,
+            SeatEvent.from_state,
             SeatEvent.to_state,
             SeatEvent.at,
             func.lead(SeatEvent.at)
@@ -87,18 +103,25 @@ def seat_times(session: Session, since: dt.datetime, until: dt.datetime) -> dict
         .subquery()
     )
     ends = func.coalesce(spans.c.next_at, literal(until, type_=SeatEvent.at.type))
+    took = case((and_(spans.c.from_state == "offered", spans.c.to_state == "talking"), 1))
     rows = session.execute(
         select(
-            spans.c.seat_id, spans.c.to_state, func.sum(seconds_between(ends, spans.c.at)), func.count()
+            spans.c.seat_id,
+            spans.c.to_state,
+            func.sum(seconds_between(ends, spans.c.at)),
+            func.count(),
+            func.count(took),
         ).group_by(spans.c.seat_id, spans.c.to_state)
     ).all()
-    found: dict[int, SeatTime] = {}
-    for seat_id, state, seconds, count in rows:
-        entry = found.setdefault(seat_id, SeatTime({}, 0))
-        entry.seconds[state] = float(seconds or 0.0)
+    seconds_by: dict[int, dict[str, float]] = {}
+    wrap_ups: dict[int, int] = {}
+    calls: dict[int, int] = {}
+    for seat_id, state, seconds, count, taken in rows:
+        seconds_by.setdefault(seat_id, {})[state] = float(seconds or 0.0)
         if state == "wrap_up":
-            found[seat_id] = SeatTime(entry.seconds, int(count))
-    return found
+            wrap_ups[seat_id] = int(count)
+        calls[seat_id] = calls.get(seat_id, 0) + int(taken)
+    return {s: SeatTime(sec, wrap_ups.get(s, 0), calls.get(s, 0)) for s, sec in seconds_by.items()}
 
 
 def _overall(times: dict[int, SeatTime]) -> SeatTime:
@@ -106,7 +129,7 @@ def _overall(times: dict[int, SeatTime]) -> SeatTime:
     for t in times.values():
         for state, s in t.seconds.items():
             seconds[state] = seconds.get(state, 0.0) + s
-    return SeatTime(seconds, sum(t.wrap_ups for t in times.values()))
+    return SeatTime(seconds, sum(t.wrap_ups for t in times.values()), sum(t.calls for t in times.values()))
 
 
 def _figures() -> list[ColumnElement[Any]]:
@@ -131,8 +154,14 @@ def _figures() -> list[ColumnElement[Any]]:
     ]
 
 
-def _row(key: str, label: str, r: Any, wrap_up_s: float, occupancy: float | None) -> CallRow:
+def _row(
+    key: str, label: str, r: Any, wrap_up_s: float, occupancy: float | None, seat: SeatTime | None = None
+) -> CallRow:
+    """A row from the SQL figures `r`; with `seat`, AHT is that seat's own (see the module's doc)."""
     answered, abandoned = int(r.answered), int(r.abandoned)
+    aht_s = float(r.talk) + wrap_up_s if r.talk is not None else None
+    if seat is not None:
+        aht_s = seat.handle_mean_s
     offered = answered + abandoned
     return CallRow(
         key=key,
@@ -145,7 +174,7 @@ def _row(key: str, label: str, r: Any, wrap_up_s: float, occupancy: float | None
         service_level=int(r.within) / offered if offered else None,
         connection_rate=answered / offered if offered else None,
         asa_s=float(r.asa) if r.asa is not None else None,
-        aht_s=float(r.talk) + wrap_up_s if r.talk is not None else None,
+        aht_s=aht_s,
         occupancy=occupancy,
     )
 
@@ -208,7 +237,7 @@ def _by_seat(session: Session, grouped: Sequence[Any], times: dict[int, SeatTime
         r = by_seat.get(seat_id)
         if r is None:
             r = _Empty()
-        rows.append(_row(str(seat_id), names.get(seat_id, str(seat_id)), r, t.wrap_up_mean_s, t.occupancy))
+        rows.append(_row(str(seat_id), names.get(seat_id, str(seat_id)), r, t.wrap_up_mean_s, t.occupancy, t))
     return rows
 
 

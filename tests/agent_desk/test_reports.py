@@ -177,6 +177,53 @@ def test_call_report_counts_service_level_abandons_and_occupancy(
     assert rows[0][0] == "时段" and rows[-1][:2] == ["合计", "4"]
 
 
+def test_a_transferred_calls_handling_time_is_split_between_its_agents(
+    lead: FlaskClient, db: sessionmaker[Session]
+) -> None:
+    """8001 talks 60 s and transfers to 8002, who talks 90 s; each wraps up as its own records say."""
+    with transaction(db) as session:
+        first = session.scalars(select(Seat.id).where(Seat.extension == "8001")).one()
+        seat = Seat(extension="8002", name="8002座席", sip_password="y", skills={"general": 1})
+        session.add(seat)
+        session.flush()
+        colleague = seat.id
+        at = utc("01:00:00")
+        session.add(
+            Call(
+                call_id="t1",
+                arrived_at=at,
+                queued_at=at,
+                queue="general",
+                agent_answered_at=at + dt.timedelta(seconds=8),
+                ended_at=at + dt.timedelta(seconds=8 + 60 + 90),
+                seat_id=first,  # the CDR keeps the agent the ACD connected
+            )
+        )
+        history = [  # seat, seconds after queueing, from, to, reason
+            (first, -600, "logged_out", "ready", ""),
+            (colleague, -600, "logged_out", "ready", ""),
+            (first, 5, "ready", "offered", ""),
+            (first, 8, "offered", "talking", ""),
+            (colleague, 60, "ready", "offered", "transfer"),
+            (colleague, 68, "offered", "talking", ""),
+            (first, 68, "talking", "wrap_up", ""),
+            (first, 78, "wrap_up", "ready", ""),
+            (colleague, 158, "talking", "wrap_up", ""),
+            (colleague, 178, "wrap_up", "ready", ""),
+            (first, 3600, "ready", "logged_out", ""),
+            (colleague, 3600, "ready", "logged_out", ""),
+        ]
+        for seat_id, after, before, state, reason in history:
+            when = at + dt.timedelta(seconds=after)
+            session.add(SeatEvent(seat_id=seat_id, at=when, from_state=before, to_state=state, reason=reason))
+    by_agent = lead.get(f"/reports/calls?period=day&date={DAY}&by=agent").get_data(as_text=True)
+    # AHT per agent: its own talking per call taken plus its own wrap-up (60 + 10, 90 + 20).
+    assert _cells(by_agent, "8001 话务员01")[2] == "1" and _cells(by_agent, "8001 话务员01")[9] == "70.0"
+    assert _cells(by_agent, "8002")[9] == "110.0"
+    # The centre's total stays the call's: 150 s of talk and the mean wrap-up of both seats.
+    assert _cells(by_agent, "合计")[9] == "165.0"
+
+
 def test_ticket_report_by_source_department_and_on_time_and_satisfaction(
     lead: FlaskClient, db: sessionmaker[Session], people: object
 ) -> None:
