@@ -7,7 +7,8 @@ task per phone number: a citizen who tried three times is called back once, and 
 the misses. Anonymous callers cannot be called back and get no task.
 
 States: `open -> dialling -> done`, `dialling -> open` (no answer: tried again later, up to
-`MAX_ATTEMPTS`), `dialling -> failed`, `open -> cancelled`; anything else raises.
+`MAX_ATTEMPTS`), `dialling -> failed`, `open -> cancelled`, and `open -> done` when the citizen
+calls again and reaches an agent first (`answered`); anything else raises.
 """
 
 from __future__ import annotations
@@ -120,6 +121,17 @@ def book(
         attempts=0,
     )
     session.add(task)
+    return task
+
+
+def answered(session: Session, caller: str, now: dt.datetime | None = None) -> CallbackTask | None:
+    """The citizen called again and an agent took the call: the open task is done (`called_in`),
+    so nobody rings back about a call already answered. A task being dialled is left to its call."""
+    task = session.scalar(
+        select(CallbackTask).where(CallbackTask.caller == caller, CallbackTask.status == CallbackStatus.OPEN)
+    )
+    if task is not None:
+        move(task, CallbackStatus.DONE, outcome="called_in", now=now)
     return task
 
 

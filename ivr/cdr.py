@@ -153,6 +153,8 @@ def mark_answered(factory: Factory, opened: CallOpened, extension: str, at: dt.d
             session.add(row)
         row.agent_answered_at = at
         row.seat_id = session.scalar(select(Seat.id).where(Seat.extension == extension))
+        if row.direction == "in" and row.caller:
+            callbacks.answered(session, row.caller, now=at)  # reached us: no callback needed now
 
 
 def register_recording(factory: Factory, root: Path, call_id: str, leg: str) -> RecordingRef:

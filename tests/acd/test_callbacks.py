@@ -48,3 +48,21 @@ def test_a_task_not_reached_is_tried_again_later_and_given_up_after_three_tries(
         assert task.status is CallbackStatus.FAILED and task.done_at == NOW and task.outcome == "no_answer"
         with pytest.raises(CallbackError, match="failed -> dialling not allowed"):
             callbacks.move(task, CallbackStatus.DIALLING)
+
+
+def test_a_citizen_who_gets_through_first_is_not_called_back_but_a_call_being_dialled_goes_on(
+    db: sessionmaker[Session],
+) -> None:
+    with transaction(db) as session:
+        open_task = callbacks.book(session, "13800000001", "c1", CallbackReason.ABANDONED_QUEUE, now=NOW)
+        dialling = callbacks.book(session, "13800000002", "c2", CallbackReason.ABANDONED_QUEUE, now=NOW)
+        assert open_task is not None and dialling is not None
+        callbacks.move(dialling, CallbackStatus.DIALLING, now=NOW)
+        session.flush()
+        assert callbacks.answered(session, "13800000001", now=NOW) is open_task
+        assert callbacks.answered(session, "13800000002", now=NOW) is None
+        assert (open_task.status, open_task.outcome) == (CallbackStatus.DONE, "called_in")
+        assert open_task.done_at == NOW
+        assert dialling.status is CallbackStatus.DIALLING
+        session.flush()
+        assert callbacks.due(session, now=NOW + dt.timedelta(hours=1)) == []

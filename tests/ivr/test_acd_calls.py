@@ -59,9 +59,22 @@ def test_three_callers_two_seats_longest_idle_first_both_sides_heard_and_the_thi
     seat2 = centre.seat_phone("8002")
     centre.ready("8002")  # ready longest: gets the first caller
     centre.ready("8001")
+    with transaction(db) as session:  # the first caller hung up in the queue earlier today
+        missed = callbacks.book(session, "13800000001", "earlier", CallbackReason.ABANDONED_QUEUE)
+        assert missed is not None
+        session.flush()
+        missed_id = missed.id
 
     first, first_id = centre.caller("13800000001")
     assert event(lab, "call.answered", timeout=15, call_id=first_id)["seat"] == "8002"
+
+    def task_state() -> tuple[CallbackStatus, str]:
+        with db() as session:
+            task = session.get_one(CallbackTask, missed_id)
+            return task.status, task.outcome
+
+    # Got through (the answer is written to SQL off the SIP thread): nobody is to ring back about it.
+    assert lab.wait_for(lambda: task_state() == (CallbackStatus.DONE, "called_in"), timeout=5), task_state()
     second, second_id = centre.caller("13800000002")
     assert event(lab, "call.answered", timeout=15, call_id=second_id)["seat"] == "8001"
     assert seat2.expect("incoming").startswith("incoming") and seat1.expect("incoming")
