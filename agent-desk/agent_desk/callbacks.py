@@ -1,7 +1,8 @@
-"""The desk's list of missed callers to be called back (漏接回拨): read-only, numbers masked.
+"""The desk's list of missed callers to be called back (漏接回拨), numbers masked.
 
 The softswitch dials the tasks itself (`acd.callbacks`); agents see what is pending so that a
-caller who rings again, or asks, can be told, and supervisors see the backlog.
+caller who rings again, or asks, can be told, and supervisors see the backlog. A supervisor may
+cancel an open task (a nuisance caller, a number known to be wrong), with a reason, audited.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from acd.callbacks import CallbackReason, CallbackStatus, CallbackTask
+from acd.callbacks import CallbackError, CallbackReason, CallbackStatus, CallbackTask, move
 from acd.store import AcdStore
 from agent_desk.call_report import QUEUE_LABELS
-from hotline.accounts import Role, require_role
+from hotline.accounts import Role, audit, require_role
+from hotline.db import transaction
 from tickets.privacy import mask_phone
 
 callbacks_bp = Blueprint("callbacks", __name__, url_prefix="/desk/api")
@@ -50,6 +53,7 @@ def pending() -> ResponseReturnValue:
             .limit(SHOWN)
         ).all()
     return jsonify(
+        can_cancel=current_user.role is Role.SUPERVISOR,
         tasks=[
             {
                 "id": t.id,
@@ -61,7 +65,36 @@ def pending() -> ResponseReturnValue:
                 "attempts": t.attempts,
                 "due": t.due_at.astimezone(LOCAL).strftime("%m-%d %H:%M"),
                 "overdue": t.status is CallbackStatus.OPEN and t.due_at <= now,
+                "cancellable": t.status is CallbackStatus.OPEN,
             }
             for t in tasks
-        ]
+        ],
     )
+
+
+@callbacks_bp.post("/callbacks/<int:task_id>/cancel")
+@require_role(Role.SUPERVISOR)
+def cancel(task_id: int) -> ResponseReturnValue:
+    """An open task not to be dialled after all; the reason goes to the task and the audit log."""
+    reason = str((request.get_json(silent=True) or {}).get("reason", "")).strip()
+    if not reason:
+        return jsonify(error="请填写取消回拨的原因"), 400
+    factory: sessionmaker[Session] = current_app.extensions["hotline"]["db"]
+    with transaction(factory) as session:
+        task = session.get(CallbackTask, task_id, with_for_update=True)
+        if task is None:
+            return jsonify(error="没有这条回拨任务"), 404
+        try:
+            move(task, CallbackStatus.CANCELLED, outcome="cancelled")
+        except CallbackError:
+            return jsonify(error="该任务正在回拨或已结束，不能取消"), 409
+        audit(
+            session,
+            "callback.cancel",
+            actor_id=current_user.id,
+            target_type="callback_task",
+            target_id=task_id,
+            detail={"reason": reason[:200]},
+            source=request.remote_addr or "",
+        )
+    return jsonify(ok=True)

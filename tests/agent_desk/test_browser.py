@@ -13,8 +13,10 @@ import pytest
 import redis
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd import callbacks
 from acd.controls import RESULT_EVENT, Command, channel, result_rooms
 from acd.models import Call, Seat
 from acd.seat_states import SeatEvent
@@ -397,3 +399,29 @@ def test_an_attended_transfer_from_the_desk_lands_the_call_on_the_colleagues_des
     expect(colleague.locator("#ticket-phone")).to_have_value("13800000000")
     colleague.screenshot(path=artifacts / "3-colleague-has-the-call.png", full_page=True)
     assert errors == []
+
+
+def test_a_supervisor_cancels_a_callback_from_the_wallboard_and_agents_only_see_the_list(
+    browser: Browser, db: sessionmaker[Session], live_server: str, people: Any
+) -> None:
+    with transaction(db) as session:
+        callbacks.book(session, "13912345678", "m-1", callbacks.CallbackReason.ABANDONED_QUEUE)
+    agent = browser.new_context().new_page()
+    _login(agent, live_server, "agent1")
+    agent.goto(f"{live_server}/desk/")
+    expect(agent.locator("#callbacks tbody")).to_contain_text("139****5678")
+    expect(agent.get_by_role("button", name="取消回拨")).to_have_count(0)
+
+    lead = browser.new_context().new_page()
+    errors: list[str] = []
+    lead.on("pageerror", lambda exc: errors.append(str(exc)))
+    _login(lead, live_server, "lead")
+    lead.goto(f"{live_server}/wallboard/")
+    lead.once("dialog", lambda dialog: dialog.accept("号码为骚扰电话"))
+    lead.get_by_role("button", name="取消回拨").click()
+    expect(lead.locator("#toasts")).to_contain_text("已取消回拨 139****5678")
+    expect(lead.locator("#callbacks tbody")).to_contain_text("暂无待回拨")
+    assert errors == []
+    with db() as session:
+        task = session.scalars(select(callbacks.CallbackTask)).one()
+        assert task.status is callbacks.CallbackStatus.CANCELLED

@@ -311,6 +311,51 @@ def test_the_desk_lists_pending_callbacks_with_masked_numbers(
     assert "13912345678" not in client.get("/desk/api/callbacks").get_data(as_text=True)
 
 
+def test_a_supervisor_cancels_an_open_callback_with_a_reason_and_nobody_else_can(
+    log_in: LogIn, db: sessionmaker[Session]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with transaction(db) as session:
+        nuisance = callbacks.book(
+            session, "13912345678", "m-1", callbacks.CallbackReason.ABANDONED_IVR, now=now
+        )
+        ringing = callbacks.book(
+            session, "13687654321", "m-2", callbacks.CallbackReason.VIRTUAL_HOLD, now=now
+        )
+        assert nuisance and ringing
+        session.flush()
+        callbacks.move(ringing, callbacks.CallbackStatus.DIALLING, now=now)
+        ids = nuisance.id, ringing.id
+    agent, agent_token = log_in("agent1")
+    listed = agent.get("/desk/api/callbacks").get_json()
+    assert listed["can_cancel"] is False
+    assert (
+        _post(agent, f"/desk/api/callbacks/{ids[0]}/cancel", agent_token, {"reason": "骚扰"}).status_code
+        == 403
+    )
+
+    lead, lead_token = log_in("lead")
+    listed = lead.get("/desk/api/callbacks").get_json()
+    assert listed["can_cancel"] is True
+    assert {t["id"]: t["cancellable"] for t in listed["tasks"]} == {ids[0]: True, ids[1]: False}
+    no_reason = _post(lead, f"/desk/api/callbacks/{ids[0]}/cancel", lead_token, {"reason": " "})
+    assert no_reason.status_code == 400 and no_reason.get_json()["error"] == "请填写取消回拨的原因"
+    busy = _post(lead, f"/desk/api/callbacks/{ids[1]}/cancel", lead_token, {"reason": "重复"})
+    assert busy.status_code == 409  # being dialled: its call goes on
+    assert _post(lead, "/desk/api/callbacks/999999/cancel", lead_token, {"reason": "x"}).status_code == 404
+    assert (
+        _post(lead, f"/desk/api/callbacks/{ids[0]}/cancel", None, {"reason": "骚扰"}).status_code == 400
+    )  # CSRF
+    done = _post(lead, f"/desk/api/callbacks/{ids[0]}/cancel", lead_token, {"reason": "骚扰电话"})
+    assert done.status_code == 200
+    assert [t["id"] for t in lead.get("/desk/api/callbacks").get_json()["tasks"]] == [ids[1]]
+    with db() as session:
+        task = session.get_one(callbacks.CallbackTask, ids[0])
+        assert task.status is callbacks.CallbackStatus.CANCELLED and task.done_at is not None
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "callback.cancel")).one()
+        assert entry.target_id == str(ids[0]) and entry.detail == {"reason": "骚扰电话"}
+
+
 def _consulting(acd: AcdStore, call_id: str, agent: str, colleague: str) -> None:
     """What the worker does on `consult`: the colleague's seat reserved, the agent's held."""
     acd.reserve(call_id, colleague)

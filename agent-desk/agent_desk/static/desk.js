@@ -219,31 +219,7 @@
     if (!data.ok && CONSULT_ONLY.includes(data.action)) { consultEnding = false; }
   }
 
-  // Missed callers to be called back (read-only; the softswitch dials them).
-  async function showCallbacks() {
-    const result = await call("GET", "/desk/api/callbacks");
-    if (!result.ok) { return; }
-    const rows = result.data.tasks.map((t) => {
-      const tr = document.createElement("tr");
-      tr.className = t.overdue ? "warn" : "";
-      for (const text of [t.caller, t.reason, t.status, t.missed, t.attempts, t.due]) {
-        const td = document.createElement("td");
-        td.textContent = String(text);
-        tr.append(td);
-      }
-      return tr;
-    });
-    if (!rows.length) {
-      const tr = document.createElement("tr");
-      const td = document.createElement("td");
-      td.colSpan = 6;
-      td.className = "hint";
-      td.textContent = "暂无待回拨";
-      tr.append(td);
-      rows.push(tr);
-    }
-    $("callbacks").querySelector("tbody").replaceChildren(...rows);
-  }
+  const showCallbacks = () => callbackList.show($("callbacks"));
 
   document.querySelectorAll("[data-event]").forEach((button) => {
     button.addEventListener("click", async () => {

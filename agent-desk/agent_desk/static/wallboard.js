@@ -173,7 +173,13 @@
 
   makeCharts();
   const socket = io({ auth: { csrf }, transports: ["websocket", "polling"] });
-  socket.on("connect", () => { $("connection").textContent = "已连接"; refresh(); refreshCharts(); });
+  const showCallbacks = () => callbackList.show($("callbacks"));
+  socket.on("connect", () => {
+    $("connection").textContent = "已连接";
+    refresh();
+    refreshCharts();
+    showCallbacks();
+  });
   socket.on("disconnect", () => { $("connection").textContent = "连接中断，正在重连…"; });
   socket.on("seat.changed", () => { refresh(); soonCharts(); });
   socket.on("queue.changed", refresh);
@@ -184,6 +190,7 @@
   }
   setInterval(refresh, 5000);
   setInterval(refreshCharts, 30000);
+  setInterval(showCallbacks, 30000);
   refresh();
   refreshCharts();
 })();
