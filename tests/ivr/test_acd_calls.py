@@ -195,6 +195,8 @@ def test_the_agent_hanging_up_first_and_a_worker_killed_mid_call_leave_no_seat_s
     caller2, call2 = centre.caller("13800000022")
     answered = event(lab, "call.answered", timeout=15, call_id=call2)
     assert seat.expect("media")
+    # A call in progress: its answer is in SQL (written off the SIP thread, just after the event).
+    assert lab.wait_for(lambda: (row := cdr(db, call2)) is not None and row.agent_answered_at is not None)
     index = int(answered["worker"].rsplit("-", 1)[1])
     centre.workers[index].proc.kill()
     centre.workers[index].proc.wait()
