@@ -1,31 +1,13 @@
 // The list of missed callers to be called back (漏接回拨), on the desk and the wallboard. The
 // softswitch dials them; a supervisor may cancel an open one, with a reason (the server audits it).
-// Needs controls.js (its toasts) and the page's CSRF token meta tag.
+// Needs controls.js (its toasts and JSON requests).
 window.callbackList = (function () {
   "use strict";
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const OFFLINE = "无法连接服务器，请稍后再试";
-
-  async function call(method, url, body) {
-    try {
-      const response = await fetch(url, {
-        method,
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: body ? JSON.stringify(body) : undefined,
-        credentials: "same-origin",
-      });
-      let data = {};
-      try { data = await response.json(); } catch (e) { data = {}; }
-      return { ok: response.ok, data };
-    } catch (e) {
-      return { ok: false, data: { error: OFFLINE } };
-    }
-  }
 
   async function cancel(task, table) {
     const reason = window.prompt("取消回拨 " + task.caller + " 的原因：", "");
     if (reason === null) { return; }
-    const result = await call("POST", "/desk/api/callbacks/" + task.id + "/cancel", { reason });
+    const result = await callControls.request("POST", "/desk/api/callbacks/" + task.id + "/cancel", { reason });
     callControls.toast(result.ok ? "已取消回拨 " + task.caller : (result.data.error || "取消失败"), !result.ok);
     show(table);
   }
@@ -37,7 +19,7 @@ window.callbackList = (function () {
   }
 
   async function show(table) {
-    const result = await call("GET", "/desk/api/callbacks");
+    const result = await callControls.request("GET", "/desk/api/callbacks");
     if (!result.ok) { return; }
     const canCancel = Boolean(result.data.can_cancel);
     const rows = result.data.tasks.map((t) => {

@@ -1,5 +1,6 @@
 // Call controls, shared by the desk and the wallboard: sending one, and showing what the
-// softswitch answered (`call.control` events: id, call_id, action, ok, error) as a toast.
+// softswitch answered (`call.control` events: id, call_id, action, ok, error) as a toast; and
+// the pages' JSON request helper (`request`).
 window.callControls = (function () {
   "use strict";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -63,6 +64,25 @@ window.callControls = (function () {
     if (onDone) { onDone(data); }
   }
 
+  // A JSON request to the web with the page's CSRF token: { ok, status, data }. A server that
+  // cannot be reached (restarting, network) answers { ok: false, status: 0, data: { error: offline } }.
+  async function request(method, url, body, offline = "无法连接服务器，请稍后再试") {
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: body ? JSON.stringify(body) : undefined,
+        credentials: "same-origin",
+      });
+    } catch (e) {
+      return { ok: false, status: 0, data: { error: offline } };
+    }
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    return { ok: response.ok, status: response.status, data };
+  }
+
   // POST a control. Only this page's own commands toast here: supervisors are sent every result.
   // `sentText`: what to say once the softswitch has the command (before any answer to it).
   async function send(url, body, sentText) {
@@ -96,5 +116,5 @@ window.callControls = (function () {
     });
   }
 
-  return { toast, send, listen };
+  return { toast, send, listen, request };
 })();

@@ -8,23 +8,8 @@
   const OFFLINE = "无法连接服务器，请稍后重试（已填写的内容仍保留）";
   let seatCall = "";  // the call the seat holds (offered to wrap-up), "" when none
 
-  async function call(method, url, body) {
-    let response;
-    try {
-      response = await fetch(url, {
-        method,
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: body ? JSON.stringify(body) : undefined,
-        credentials: "same-origin",
-      });
-    } catch (e) {
-      // The server is unreachable (restarting, network): say so; the page keeps what was typed.
-      return { ok: false, status: 0, data: { error: OFFLINE } };
-    }
-    let data = {};
-    try { data = await response.json(); } catch (e) { data = {}; }
-    return { ok: response.ok, status: response.status, data };
-  }
+  // The page keeps what was typed when the server cannot be reached: the message says so.
+  const call = (method, url, body) => callControls.request(method, url, body, OFFLINE);
 
   function showState(state) {
     const el = $("seat-state");
