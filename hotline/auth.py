@@ -197,6 +197,14 @@ def password() -> ResponseReturnValue:
     return render_template("auth/password.html", form=form)
 
 
+def init_limiter(app: Flask, storage_uri: str) -> Limiter:
+    """The app's rate limiter (moving window, in Redis), also for the public portal's and Open311's
+    limits, which find it in `app.extensions["hotline"]["limiter"]`."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri=storage_uri, strategy="moving-window")
+    app.extensions["hotline"]["limiter"] = limiter
+    return limiter
+
+
 def init_auth(app: Flask, factory: sessionmaker[Session], storage_uri: str) -> Limiter:
     """Wire Flask-Login, the login blueprint, the rate limiter and the password-change gate."""
     manager = _LoginManager()
@@ -214,8 +222,7 @@ def init_auth(app: Flask, factory: sessionmaker[Session], storage_uri: str) -> L
                 return None
             return _session_user(user)
 
-    limiter = Limiter(get_remote_address, app=app, storage_uri=storage_uri, strategy="moving-window")
-    app.extensions["hotline"]["limiter"] = limiter  # for the public portal's and Open311's limits
+    limiter = init_limiter(app, storage_uri)
     app.register_blueprint(bp)
     # The limit checks run inside the decorated function, so the registered view is replaced.
     app.view_functions["auth.login"] = limiter.limit(

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, url_for
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import AnonymousUserMixin, current_user
 from flask_socketio import SocketIO, join_room
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
@@ -196,9 +194,7 @@ def create_public_app(settings: Settings | None = None) -> Flask:
     # Its own cookie: a staff session of the same host is neither read nor overwritten here.
     app.config["SESSION_COOKIE_NAME"] = "hotline_public"
     ext = app.extensions["hotline"]
-    ext["limiter"] = Limiter(
-        get_remote_address, app=app, storage_uri=_limiter_storage(settings), strategy="moving-window"
-    )
+    auth.init_limiter(app, _limiter_storage(settings))
 
     @app.context_processor
     def nobody_logged_in() -> dict[str, Any]:
