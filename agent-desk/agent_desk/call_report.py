@@ -154,14 +154,14 @@ def _figures() -> list[ColumnElement[Any]]:
     ]
 
 
-def _row(
-    key: str, label: str, r: Any, wrap_up_s: float, occupancy: float | None, seat: SeatTime | None = None
-) -> CallRow:
-    """A row from the SQL figures `r`; with `seat`, AHT is that seat's own (see the module's doc)."""
+def _calls_aht(r: Any, wrap_up_s: float) -> float | None:
+    """AHT of a group of calls: their mean talk (from the CDRs) plus the mean wrap-up."""
+    return float(r.talk) + wrap_up_s if r.talk is not None else None
+
+
+def _row(key: str, label: str, r: Any, aht_s: float | None, occupancy: float | None) -> CallRow:
+    """A row from the SQL figures `r`, with its AHT (the calls' or, per seat, the seat's own)."""
     answered, abandoned = int(r.answered), int(r.abandoned)
-    aht_s = float(r.talk) + wrap_up_s if r.talk is not None else None
-    if seat is not None:
-        aht_s = seat.handle_mean_s
     offered = answered + abandoned
     return CallRow(
         key=key,
@@ -191,7 +191,7 @@ def call_report(
     times = seat_times(session, since, until)
     overall = _overall(times)
     total = session.execute(select(*_figures()).where(window)).one()
-    total_row = _row("", "合计", total, overall.wrap_up_mean_s, overall.occupancy)
+    total_row = _row("", "合计", total, _calls_aht(total, overall.wrap_up_mean_s), overall.occupancy)
     key: Any
     if by in ("hour", "day"):
         key = local_bucket(Call.queued_at, by)
@@ -211,7 +211,7 @@ def call_report(
     rows = []
     for r in grouped:
         label = (QUEUE_LABELS.get(r.key, r.key) or "未进队列") if by == "queue" else _time_label(r.key, by)
-        rows.append(_row(str(r.key), label, r, overall.wrap_up_mean_s, None))
+        rows.append(_row(str(r.key), label, r, _calls_aht(r, overall.wrap_up_mean_s), None))
     return rows, total_row
 
 
@@ -237,7 +237,7 @@ def _by_seat(session: Session, grouped: Sequence[Any], times: dict[int, SeatTime
         r = by_seat.get(seat_id)
         if r is None:
             r = _Empty()
-        rows.append(_row(str(seat_id), names.get(seat_id, str(seat_id)), r, t.wrap_up_mean_s, t.occupancy, t))
+        rows.append(_row(str(seat_id), names.get(seat_id, str(seat_id)), r, t.handle_mean_s, t.occupancy))
     return rows
 
 
